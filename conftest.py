@@ -1,0 +1,74 @@
+"""Root pytest configuration shared by every test module.
+
+torch is imported before tensorflow in every process that may load both: the other order
+segfaults with the pinned wheels (see DEVELOPERS.md)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch  # noqa: F401  -- must precede any tensorflow import
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+#: The smoke-scale reproduction of each paper package, run at most once per test session.
+_SMOKE_RUNS: dict[str, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from the same seeds."""
+    from common.seed import seed_everything
+
+    seed_everything(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real CelebA annotations + 10,000 images, MTFL); skip when absent."""
+    if not (SHARED_DATA / "celeba" / "list_attr_celeba.txt").is_file():
+        pytest.skip(f"real data not present at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_celeba_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset in CelebA's official layout (64 faces at 109x89)."""
+    from common.synthetic import write_celeba_layout
+
+    root = tmp_path_factory.mktemp("synthetic_celeba")
+    write_celeba_layout(root, n=64, seed=0, height=109, width=89)
+    return root
+
+
+def run_smoke_reproduction(package: str, out_root: Path) -> Path:
+    """Run ``python -m <package> reproduce --scale smoke`` once per session; return its out dir."""
+    if package not in _SMOKE_RUNS:
+        out_dir = out_root / package
+        command = [sys.executable, "-m", package, "reproduce", "--scale", "smoke",
+                   "--out", str(out_dir)]
+        completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(command)} exited {completed.returncode}\n"
+                f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-8000:]}")
+        _SMOKE_RUNS[package] = out_dir
+    return _SMOKE_RUNS[package]
+
+
+@pytest.fixture(scope="session")
+def smoke_reproduction(tmp_path_factory):
+    """``smoke_reproduction("ssp_ssg") -> Path`` of that package's smoke-scale results (cached)."""
+    out_root = tmp_path_factory.mktemp("smoke_runs")
+    return lambda package: run_smoke_reproduction(package, out_root)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
