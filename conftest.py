@@ -1,7 +1,8 @@
 """Root pytest configuration shared by every test module.
 
-torch is imported before tensorflow in every process that may load both: the other order
-segfaults with the pinned wheels (see DEVELOPERS.md)."""
+torch and torchvision are imported before tensorflow in every process that may load both:
+with the pinned wheels, importing either after tensorflow segfaults (measured: torch+tensorflow+
+torchvision and torch+tensorflow+timm crash; torch+torchvision+tensorflow does not)."""
 from __future__ import annotations
 
 import os
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import torch  # noqa: F401  -- must precede any tensorflow import
+import torchvision  # noqa: F401  -- likewise: torchvision after tensorflow segfaults
 import numpy as np
 import pytest
 

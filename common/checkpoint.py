@@ -1,0 +1,68 @@
+"""Atomic, ``weights_only``-loadable checkpoints and the RNG state that makes a resume exact."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then a rename.
+
+    A run killed mid-write leaves the previous checkpoint intact, never a truncated one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, temp_path)
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy (legacy global), torch CPU and CUDA generator states, as tensors and
+    primitives only so that ``weights_only=True`` can load them."""
+    python_version, python_internal, python_gauss = random.getstate()
+    numpy_name, numpy_keys, numpy_pos, numpy_has_gauss, numpy_cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": (python_version, torch.tensor(python_internal, dtype=torch.int64), python_gauss),
+        "numpy": {
+            "name": numpy_name,
+            "keys": torch.from_numpy(numpy_keys.astype(np.int64)),
+            "pos": int(numpy_pos),
+            "has_gauss": int(numpy_has_gauss),
+            "cached_gaussian": float(numpy_cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    python_version, python_internal, python_gauss = state["python"]
+    random.setstate((python_version, tuple(int(v) for v in python_internal.tolist()), python_gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state((
+        numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+        numpy_state["has_gauss"], numpy_state["cached_gaussian"],
+    ))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,465 @@
+"""The one training loop every torch package uses.
+
+``Trainer`` owns what is the same in all five papers: device and AMP handling, channels_last,
+optional ``torch.compile``, DistributedDataParallel under ``torchrun``, a seeded epoch order that
+makes a resumed run identical to an uninterrupted one, gradient clipping, per-step LR schedules,
+tqdm / CSV / TensorBoard logging, periodic evaluation, best-checkpoint selection, and atomic
+checkpoints holding models, optimizers, schedulers, AMP scaler, RNG states and the step.
+
+What differs between papers is passed in: either ``loss_fn(models, batch) -> (loss, logs)`` for
+a single optimizer, or ``step_fn(trainer, batch) -> logs`` for several (GANs)."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from tqdm.auto import tqdm
+
+from common.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from common.data.dataset import collate_skip_corrupt
+from common.gpu import init_distributed, select_device, synchronize
+from common.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+@dataclass
+class TrainConfig:
+    """Knobs of the shared loop (the papers' own hyper-parameters live in each package's config)."""
+
+    out_dir: Path
+    max_steps: int
+    log_every: int = 10
+    eval_every: int = 0          # 0: evaluate only at the end
+    checkpoint_every: int = 0    # 0: checkpoint at each evaluation and at the end
+    grad_clip_norm: float | None = None
+    bf16: bool = False           # bf16 autocast (CUDA; also CPU where supported)
+    fp16: bool = False           # fp16 autocast + GradScaler, for GPUs without bf16
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    seed: int = 0
+    best_metric: str | None = None
+    best_mode: str = "max"       # "max" or "min"
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if self.best_mode not in ("max", "min"):
+            raise ValueError(f"best_mode must be 'max' or 'min', got {self.best_mode!r}")
+        if self.bf16 and self.fp16:
+            raise ValueError("choose one of bf16 and fp16")
+
+
+@dataclass
+class TrainResult:
+    step: int
+    best_value: float | None
+    history: list[dict[str, float]]
+    out_dir: Path
+    samples_per_second: float | None = None
+
+
+def _as_dict(obj: Any, default_name: str) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return {default_name: obj}
+
+
+class _OffsetSampler(Sampler[int]):
+    """The first ``offset`` indices of ``base`` are skipped: the rest of an interrupted epoch."""
+
+    def __init__(self, base: Sampler[int], offset: int):
+        self.base, self.offset = base, offset
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.base)[self.offset:])
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.offset)  # type: ignore[arg-type]
+
+
+class Trainer:
+    """See the module docstring. ``models``/``optimizers``/``schedulers`` are one object or a
+    dict by name; ``extra_state`` holds other objects with ``state_dict``/``load_state_dict``
+    (e.g. a GAN's image history pool) that must survive a resume."""
+
+    def __init__(
+        self,
+        models: nn.Module | Mapping[str, nn.Module],
+        optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+        train_dataset: Dataset,
+        config: TrainConfig,
+        *,
+        batch_size: int,
+        loss_fn: Callable[[Any, dict[str, Any]], tuple[torch.Tensor, dict[str, float]]] | None = None,
+        step_fn: Callable[["Trainer", dict[str, Any]], dict[str, float]] | None = None,
+        schedulers: Any = None,
+        evaluate_fn: Callable[[Any], dict[str, float]] | None = None,
+        collate_fn: Callable | None = collate_skip_corrupt,
+        num_workers: int = 0,
+        drop_last: bool = True,
+        extra_state: Mapping[str, Any] | None = None,
+    ):
+        if (loss_fn is None) == (step_fn is None):
+            raise ValueError("give exactly one of loss_fn and step_fn")
+        self.config = config
+        self.distributed = init_distributed()
+        self.device = select_device(config.device)
+        seed_everything(config.seed + self.distributed.rank)
+
+        self._single_model = not isinstance(models, Mapping)
+        self.raw_models: dict[str, nn.Module] = _as_dict(models, "model")
+        self.optimizers: dict[str, torch.optim.Optimizer] = _as_dict(optimizers, "optimizer")
+        self.schedulers: dict[str, Any] = _as_dict(schedulers, "scheduler")
+        self.extra_state: dict[str, Any] = dict(extra_state or {})
+        if loss_fn is not None and len(self.optimizers) != 1:
+            raise ValueError("loss_fn training takes exactly one optimizer; use step_fn for several")
+
+        for model in self.raw_models.values():
+            model.to(self.device)
+            if config.channels_last:
+                model.to(memory_format=torch.channels_last)
+        self.models: dict[str, nn.Module] = {name: self._wrap(m) for name, m in self.raw_models.items()}
+
+        self.train_dataset = train_dataset
+        self.batch_size = batch_size
+        self.loss_fn, self.step_fn, self.evaluate_fn = loss_fn, step_fn, evaluate_fn
+        self.collate_fn, self.num_workers, self.drop_last = collate_fn, num_workers, drop_last
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.fp16)
+
+        self.step = 0
+        self.best_value: float | None = None
+        self.history: list[dict[str, float]] = []
+        self._csv_path = config.out_dir / "log.csv"
+        self._tb_writer = None
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        wrapped = model
+        if self.config.compile:
+            wrapped = torch.compile(wrapped)
+        if self.distributed.enabled and any(p.requires_grad for p in model.parameters()):
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(wrapped, device_ids=device_ids)
+        return wrapped
+
+    @property
+    def is_main(self) -> bool:
+        return self.distributed.is_main
+
+    def _sampler(self, epoch: int, offset: int) -> Sampler[int]:
+        base = DistributedSampler(
+            self.train_dataset, num_replicas=self.distributed.world_size, rank=self.distributed.rank,
+            shuffle=True, seed=self.config.seed, drop_last=self.drop_last)
+        base.set_epoch(epoch)
+        return _OffsetSampler(base, offset)
+
+    def steps_per_epoch(self) -> int:
+        per_rank = len(self._sampler(0, 0))
+        steps = per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
+        if steps == 0:
+            raise ValueError(
+                f"training set of {len(self.train_dataset)} samples gives no full batch of "
+                f"{self.batch_size} per rank")
+        return steps
+
+    def _loader(self, epoch: int, batches_done: int) -> DataLoader:
+        return DataLoader(
+            self.train_dataset, batch_size=self.batch_size,
+            sampler=self._sampler(epoch, batches_done * self.batch_size),
+            num_workers=self.num_workers, collate_fn=self.collate_fn, drop_last=self.drop_last,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch))
+
+    def _to_device(self, batch: Any) -> Any:
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        if isinstance(batch, Mapping):
+            moved = {key: self._to_device(value) for key, value in batch.items()}
+            image = moved.get("image")
+            if self.config.channels_last and isinstance(image, torch.Tensor) and image.dim() == 4:
+                moved["image"] = image.contiguous(memory_format=torch.channels_last)
+            return moved
+        if isinstance(batch, (list, tuple)):
+            return type(batch)(self._to_device(value) for value in batch)
+        return batch
+
+    # ----------------------------------------------------------------- used by step_fn
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The configured mixed-precision context (a no-op in fp32)."""
+        if self.config.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.config.fp16:
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def check_finite(self, loss: torch.Tensor, name: str = "loss") -> None:
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(f"{name} is {loss.detach().float().item()} at step {self.step + 1}")
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer_name: str | None = None,
+                          parameters: list[nn.Parameter] | None = None) -> None:
+        """Zero grads, backward, clip (``parameters`` or the optimizer's own), optimizer step."""
+        optimizer = self.optimizers[optimizer_name or next(iter(self.optimizers))]
+        self.check_finite(loss)
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip_norm is not None:
+            self.scaler.unscale_(optimizer)
+            params = parameters or [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip_norm)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def model_argument(self, wrapped: bool = True) -> Any:
+        """What ``loss_fn``/``evaluate_fn`` receive: the model, or the dict of models."""
+        models = self.models if wrapped else self.raw_models
+        return next(iter(models.values())) if self._single_model else models
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "models": {name: m.state_dict() for name, m in self.raw_models.items()},
+            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "extra": {name: s.state_dict() for name, s in self.extra_state.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "best_value": self.best_value,
+            "history": self.history,
+            "config": {k: (str(v) if isinstance(v, Path) else v)
+                       for k, v in dataclasses.asdict(self.config).items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, model in self.raw_models.items():
+            model.load_state_dict(state["models"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        for name, holder in self.extra_state.items():
+            holder.load_state_dict(state["extra"][name])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.best_value = state["best_value"]
+        self.history = list(state["history"])
+        restore_rng_state(state["rng"])
+
+    def save(self, filename: str) -> None:
+        if self.is_main:
+            save_checkpoint(self.config.out_dir / filename, self.state_dict())
+
+    # ----------------------------------------------------------------- logging
+    def _log_row(self, row: dict[str, float]) -> None:
+        if not self.is_main:
+            return
+        self.config.out_dir.mkdir(parents=True, exist_ok=True)
+        existing_fields: list[str] = []
+        if self._csv_path.exists():
+            with self._csv_path.open(newline="") as handle:
+                existing_fields = next(csv.reader(handle), [])
+        fields = existing_fields + [k for k in row if k not in existing_fields]
+        if fields != existing_fields and existing_fields:
+            with self._csv_path.open(newline="") as handle:
+                old_rows = list(csv.DictReader(handle))
+            with self._csv_path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(old_rows)
+        with self._csv_path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            if not existing_fields:
+                writer.writeheader()
+            writer.writerow(row)
+        if self._tb_writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb_writer.add_scalar(key, value, row["step"])
+
+    def _evaluate(self) -> dict[str, float]:
+        if self.evaluate_fn is None:
+            return {}
+        metrics: dict[str, float] = {}
+        if self.is_main:
+            for model in self.raw_models.values():
+                model.eval()
+            with torch.no_grad():
+                metrics = {k: float(v) for k, v in self.evaluate_fn(self.model_argument(wrapped=False)).items()}
+            for model in self.raw_models.values():
+                model.train()
+        if self.distributed.enabled:
+            dist.barrier()
+        return metrics
+
+    def _improved(self, value: float) -> bool:
+        if self.best_value is None or not math.isfinite(self.best_value):
+            return math.isfinite(value)
+        return value > self.best_value if self.config.best_mode == "max" else value < self.best_value
+
+    def _evaluate_and_checkpoint(self, final: bool) -> None:
+        metrics = self._evaluate()
+        if metrics:
+            self.history.append({"step": float(self.step), **metrics})
+            self._log_row({"step": self.step, **{f"eval/{k}": v for k, v in metrics.items()}})
+        metric_name = self.config.best_metric
+        if metric_name is not None and metrics:
+            if metric_name not in metrics:
+                raise KeyError(f"best_metric {metric_name!r} not among evaluated metrics {sorted(metrics)}")
+            if self._improved(metrics[metric_name]):
+                self.best_value = metrics[metric_name]
+                self.save(BEST_CHECKPOINT)
+        self.save(LAST_CHECKPOINT)
+        if final and metric_name is None:
+            self.save(BEST_CHECKPOINT)
+
+    # ----------------------------------------------------------------- the loop
+    def _train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        if self.step_fn is not None:
+            return self.step_fn(self, batch)
+        with self.autocast():
+            loss, logs = self.loss_fn(self.model_argument(), batch)  # type: ignore[misc]
+        self.backward_and_step(loss)
+        return {"loss": float(loss.detach()), **logs}
+
+    def fit(self, resume: bool = True) -> TrainResult:
+        """Train to ``config.max_steps``; resume from ``out_dir/last.pt`` when present."""
+        config = self.config
+        last_path = config.out_dir / LAST_CHECKPOINT
+        if resume and last_path.is_file():
+            self.load_state_dict(load_checkpoint(last_path, map_location=self.device))
+            log.info("resumed %s at step %d", last_path, self.step)
+        if self.is_main:
+            config.out_dir.mkdir(parents=True, exist_ok=True)
+            if config.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb_writer = SummaryWriter(str(config.out_dir / "tb"), purge_step=self.step)
+        steps_per_epoch = self.steps_per_epoch()
+        progress = tqdm(total=config.max_steps, initial=self.step, disable=not (config.progress and self.is_main),
+                        desc=config.out_dir.name, dynamic_ncols=True)
+        for model in self.raw_models.values():
+            model.train()
+        timed_samples, timed_seconds = 0, 0.0
+        window_logs: dict[str, list[float]] = {}
+        try:
+            while self.step < config.max_steps:
+                epoch, batches_done = divmod(self.step, steps_per_epoch)
+                if hasattr(self.train_dataset, "set_epoch"):  # e.g. per-epoch oversampling
+                    self.train_dataset.set_epoch(epoch)
+                step_start = time.perf_counter()
+                for batch in self._loader(epoch, batches_done):
+                    logs = self._train_step(self._to_device(batch)) if batch is not None else {}
+                    for scheduler in self.schedulers.values():
+                        scheduler.step()
+                    self.step += 1
+                    if self.step % config.log_every == 0:
+                        synchronize(self.device)
+                    step_seconds = time.perf_counter() - step_start
+                    if self.step > 1:  # the first step (allocation, compilation) is warm-up
+                        timed_samples += _batch_size(batch)
+                        timed_seconds += step_seconds
+                    for key, value in logs.items():
+                        window_logs.setdefault(key, []).append(float(value))
+                    progress.update(1)
+                    if self.step % config.log_every == 0 or self.step == config.max_steps:
+                        row = {"step": self.step, "epoch": epoch,
+                               "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"],
+                               **{f"train/{k}": float(np.mean(v)) for k, v in window_logs.items()}}
+                        if timed_seconds > 0:
+                            row["samples_per_second"] = timed_samples / timed_seconds * self.distributed.world_size
+                        self._log_row(row)
+                        progress.set_postfix({k: f"{np.mean(v):.4g}" for k, v in window_logs.items()})
+                        window_logs = {}
+                    at_end = self.step >= config.max_steps
+                    if config.eval_every and self.step % config.eval_every == 0 and not at_end:
+                        self._evaluate_and_checkpoint(final=False)
+                    elif config.checkpoint_every and self.step % config.checkpoint_every == 0 and not at_end:
+                        self.save(LAST_CHECKPOINT)
+                    if at_end:
+                        break
+                    step_start = time.perf_counter()
+            self._evaluate_and_checkpoint(final=True)
+        finally:
+            progress.close()
+            if self._tb_writer is not None:
+                self._tb_writer.close()
+                self._tb_writer = None
+        return TrainResult(step=self.step, best_value=self.best_value, history=self.history,
+                           out_dir=config.out_dir,
+                           samples_per_second=(timed_samples / timed_seconds * self.distributed.world_size)
+                           if timed_seconds > 0 else None)
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, Mapping):
+        batch = batch.get("image", next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)):
+        batch = batch[0]
+    return int(batch.shape[0]) if isinstance(batch, torch.Tensor) else 0
+
+
+def load_trained_models(path: str | Path, models: nn.Module | Mapping[str, nn.Module]) -> dict[str, Any]:
+    """Load the model weights of a Trainer checkpoint into ``models``; returns the checkpoint."""
+    state = load_checkpoint(path)
+    for name, model in _as_dict(models, "model").items():
+        model.load_state_dict(state["models"][name])
+    return state
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    output_fn: Callable[[nn.Module, dict[str, Any]], torch.Tensor] | None = None,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` over ``dataset`` in order (eval mode, no grad); returns ``"outputs"`` (what
+    ``output_fn(model, batch)`` gives, default ``model(batch["image"])``) and every tensor field of
+    the batches (``"attributes"``, ``"index"``, ...) stacked as numpy arrays."""
+    device = select_device(device or "auto") if not isinstance(device, torch.device) else device
+    was_training = model.training
+    model.eval().to(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=collate_skip_corrupt)
+    collected: dict[str, list[np.ndarray]] = {}
+    for batch in tqdm(loader, disable=not progress, desc="predict"):
+        if batch is None:
+            continue
+        batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        outputs = output_fn(model, batch) if output_fn is not None else model(batch["image"])
+        collected.setdefault("outputs", []).append(outputs.float().cpu().numpy())
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor) and key != "image":
+                collected.setdefault(key, []).append(value.cpu().numpy())
+    model.train(was_training)
+    return {key: np.concatenate(parts) for key, parts in collected.items()}
