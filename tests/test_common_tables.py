@@ -1,0 +1,135 @@
+"""common.tables: Table validation, Markdown/CSV/JSON writing and reading, run.json."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.tables import Table, cell_or_na, na, percent, read_tables, write_run_record, write_tables
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _error_table() -> Table:
+    return Table(
+        name="table2_error",
+        title="Table 2: attribute error (%)",
+        columns=["Attribute", "ours", "paper", "delta"],
+        rows=[["Smiling", np.float64(7.123456), 7.5, -0.376544],
+              ["Male", 2, np.int64(3), -1],
+              ["Blurry|soft", na("needs LFWA"), 4.1, cell_or_na(float("nan"), "not computed at smoke scale")]],
+        notes=["smoke scale: 64 synthetic faces"],
+    )
+
+
+def test_write_and_read_tables_round_trip(tmp_path):
+    table = _error_table()
+    written = write_tables([table], tmp_path, float_format=".2f")
+    assert [path.name for path in written] == ["table2_error.md", "table2_error.csv", "tables.json"]
+
+    markdown = (tmp_path / "table2_error.md").read_text()
+    assert "**Table 2: attribute error (%)**" in markdown
+    assert "| Smiling | 7.12 | 7.50 | -0.38 |" in markdown
+    assert "| Male | 2 | 3 | -1 |" in markdown          # integers stay integers
+    assert r"Blurry\|soft" in markdown                   # pipes escaped
+    assert "|---|---:|---:|---:|" in markdown
+    assert "- smoke scale: 64 synthetic faces" in markdown
+
+    with open(tmp_path / "table2_error.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["Attribute", "ours", "paper", "delta"]
+    assert float(rows[1][1]) == 7.123456                 # full precision in CSV
+    assert rows[3][1] == "n/a: needs LFWA" and rows[3][3] == "n/a: not computed at smoke scale"
+
+    stored = json.loads((tmp_path / "tables.json").read_text())
+    assert set(stored) == {"table2_error"}
+    assert set(stored["table2_error"]) == {"title", "columns", "rows", "notes"}
+    again = read_tables(tmp_path)["table2_error"]
+    assert again.rows == table.rows and again.columns == table.columns
+    assert again.title == table.title and again.notes == table.notes
+    assert type(again.rows[1][1]) is int and type(again.rows[0][1]) is float
+
+
+def test_table_float_format_overrides_and_append(tmp_path):
+    first = Table("fid", "FID", ["method", "FID"], [["ours", 12.3456]], float_format=".1f")
+    write_tables([first], tmp_path)
+    assert "| ours | 12.3 |" in (tmp_path / "fid.md").read_text()
+    second = Table("dfn", "DFN", ["method", "gamma"], [["ours", 0.9]])
+    write_tables([second], tmp_path, append=True)
+    assert set(read_tables(tmp_path)) == {"fid", "dfn"}
+    write_tables([second], tmp_path)  # default: tables.json holds exactly the tables given
+    assert set(read_tables(tmp_path)) == {"dfn"}
+
+
+def test_invalid_tables_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"row 1 \('Male'\): 2 cells but 3 columns"):
+        Table("t", "T", ["a", "b", "c"], [["Smiling", 1, 2], ["Male", 1]])
+    with pytest.raises(ValueError, match=r"column 'b'.*cell_or_na"):
+        Table("t", "T", ["a", "b"], [["Smiling", float("nan")]])
+    with pytest.raises(ValueError, match="finite"):
+        Table("t", "T", ["a", "b"], [["Smiling", np.inf]])
+    with pytest.raises(TypeError, match="cell_or_na"):
+        Table("t", "T", ["a", "b"], [["Smiling", None]])
+    with pytest.raises(ValueError, match="n/a: <reason>"):
+        Table("t", "T", ["a", "b"], [["Smiling", "n/a"]])
+    with pytest.raises(ValueError, match="file name"):
+        Table("../escape", "T", ["a"], [["x"]])
+    table = Table("same", "T", ["a"], [["x"]])
+    with pytest.raises(ValueError, match="duplicate"):
+        write_tables([table, table], tmp_path)
+    with pytest.raises(ValueError, match="reason"):
+        na("  ")
+    with pytest.raises(FileNotFoundError, match="tables.json"):
+        read_tables(tmp_path / "missing")
+
+
+def test_cell_helpers():
+    assert cell_or_na(np.float32("nan"), "degenerate") == "n/a: degenerate"
+    assert cell_or_na(None, "not run") == "n/a: not run"
+    assert cell_or_na(0.25, "unused") == 0.25
+    assert percent(0.12345) == "12.35 %"
+
+
+@dataclasses.dataclass
+class _Inner:
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.999)
+
+
+@dataclasses.dataclass
+class _Config:
+    out: Path = Path("results/x")
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+    attributes: tuple = ("Smiling", "Male")
+
+
+def test_write_run_record(tmp_path):
+    path = write_run_record(tmp_path, ["python", "-m", "pkg", "reproduce", "--out", "a b"], _Config(),
+                            start_time=0.0, extra={"n_images": np.int64(64)})
+    record = json.loads(path.read_text())
+    assert record["command"] == "python -m pkg reproduce --out 'a b'"
+    assert record["config"] == {"out": "results/x", "inner": {"lr": 1e-3, "betas": [0.9, 0.999]},
+                                "attributes": ["Smiling", "Male"]}
+    assert record["extra"] == {"n_images": 64}
+    assert record["versions"]["numpy"] == np.__version__
+    assert record["versions"]["python"].startswith("3.")
+    assert record["start_time"].startswith("1970-01-01") or record["start_time"].startswith("1969-12-31")
+    assert record["wall_seconds"] > 1e9
+    assert "platform" in record and "git" in record
+
+
+def test_run_record_never_imports_tensorflow(tmp_path):
+    code = ("import sys; from common.tables import write_run_record; "
+            f"write_run_record({str(tmp_path)!r}, None, {{'a': 1}}); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert "tensorflow" not in record["versions"] and record["versions"]["torch"]
