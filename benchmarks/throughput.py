@@ -61,13 +61,6 @@ def classifier_cases() -> dict[str, tuple[Callable[[], nn.Module], Callable, Cal
     }
 
 
-def package_cases() -> dict[str, tuple[Callable[[], nn.Module], Callable, Callable]]:
-    """The paper packages' own networks, through their public constructors."""
-    from benchmarks.package_models import package_throughput_cases
-
-    return package_throughput_cases()
-
-
 def input_pipeline(image_dir: Path | None, n: int = 256) -> dict[str, float]:
     """Decode + resize to 218x178 in images/s: PIL on one core, and nvJPEG on the GPU if present."""
     from PIL import Image
@@ -110,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if on_gpu else "cpu"
     batch_size = args.batch_size or (128 if on_gpu else 8)
     steps = args.steps or (30 if on_gpu else 3)
-    cases = {**classifier_cases(), **package_cases()}
+    cases = classifier_cases()
     modes = {"fp32": (False, False, False), "bf16_cl": (True, True, False), "bf16_cl_compile": (True, True, True)}
     records = []
     for name, (make_model, make_batch, loss_fn) in cases.items():

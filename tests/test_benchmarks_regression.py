@@ -13,8 +13,14 @@ from common.tables import Table, read_tables
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Paper packages present in this checkout (a package lands with its __main__.py); each must have
+#: its expected results recorded.
+LANDED_PACKAGES = [p for p in PACKAGES if (REPO_ROOT / p / "__main__.py").is_file()]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("package", list(PACKAGES))
+@pytest.mark.parametrize("package", LANDED_PACKAGES)
 def test_smoke_tables_match_expected(package, smoke_reproduction):
     expected = load_expected(package)
     out_dir = smoke_reproduction(package)

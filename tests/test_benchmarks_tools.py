@@ -20,9 +20,3 @@ def test_throughput_without_gpu_says_so(capsys):
     assert throughput.main([]) == 0
     assert "no GPU here" in capsys.readouterr().out
 
-
-def test_package_models_build_at_paper_size():
-    from benchmarks.package_models import package_throughput_cases
-
-    cases = package_throughput_cases()
-    assert set(throughput.H100_REFERENCE_IMAGES_PER_SECOND) - set(throughput.classifier_cases()) <= set(cases)
