@@ -7,7 +7,7 @@ SCALE  ?= smoke
 RESULTS ?= results
 DATA_ARG := $(if $(DATA),--data-root $(DATA),)
 
-.PHONY: help venv test bench tables expected clean \
+.PHONY: help venv test bench tables expected clean masks \
         reproduce-all reproduce-ssp reproduce-celeba-ffhq reproduce-resnet-densenet \
         reproduce-mtfl reproduce-inversion
 
@@ -35,6 +35,13 @@ reproduce-all: reproduce-ssp reproduce-celeba-ffhq reproduce-resnet-densenet rep
 
 reproduce-ssp: venv
 	$(PY) -m ssp_ssg reproduce --scale $(SCALE) $(DATA_ARG) --out $(RESULTS)/ssp_ssg
+
+# Pseudo parsing masks for real CelebA images (ssp_ssg): mediapipe needs protobuf<5, TensorFlow
+# protobuf>=6, so it gets its own venv. DATA is a CelebA root or a folder holding celeba/ (../shared/data).
+masks:
+	test -x .venv-masks/bin/python || $(PYTHON) -m venv .venv-masks
+	.venv-masks/bin/pip install -q mediapipe==0.10.14 pillow numpy tqdm
+	.venv-masks/bin/python -m ssp_ssg.pseudo_masks --images $(if $(wildcard $(DATA)/celeba),$(DATA)/celeba,$(DATA)) --out $(RESULTS)/.pseudo_masks/celeba
 
 reproduce-celeba-ffhq: venv
 	$(PY) -m celeba_ffhq_labels reproduce --scale $(SCALE) $(DATA_ARG) --out $(RESULTS)/celeba_ffhq_labels

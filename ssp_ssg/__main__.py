@@ -1,0 +1,168 @@
+"""Command line of the SSP / SSG reproduction (Kalayeh, Gong & Shah, CVPR 2017).
+
+    python -m ssp_ssg reproduce [--scale smoke|cpu|paper] [--data-root DIR] [--out DIR]
+    python -m ssp_ssg throughput [--input 109x89] [--width-multiplier 1.0] [--batch-size 32]
+    python -m ssp_ssg masks-grid --data-root DIR [--masks-root DIR] --out PNG
+
+Pseudo parsing masks for real images are made by ``python -m ssp_ssg.pseudo_masks`` in the
+separate ``.venv-masks`` (see README).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+import torch  # noqa: F401  -- torch before anything that might import tensorflow
+
+from ssp_ssg.config import ReproduceConfig
+
+DEFAULT_MASKS_ROOT = Path("results/.pseudo_masks/celeba")
+
+
+def apply_overrides(config, assignments: list[str]):
+    """``["optim.attribute_steps=200", "data.image_size=109,89"]`` -> a new config."""
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ValueError(f"--set expects key=value, got {assignment!r}")
+        key, text = assignment.split("=", 1)
+        config = _replace_path(config, key.split("."), text, key)
+    return config
+
+
+def _replace_path(obj, path: list[str], text: str, full_key: str):
+    names = {f.name for f in dataclasses.fields(obj)}
+    if path[0] not in names:
+        raise ValueError(f"--set {full_key}: {type(obj).__name__} has no field {path[0]!r} "
+                         f"(fields: {sorted(names)})")
+    current = getattr(obj, path[0])
+    if len(path) > 1:
+        return dataclasses.replace(obj, **{path[0]: _replace_path(current, path[1:], text, full_key)})
+    return dataclasses.replace(obj, **{path[0]: _parse_like(current, text, full_key)})
+
+
+def _parse_like(current, text: str, key: str):
+    if text.lower() == "none":
+        return None
+    if isinstance(current, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(current, tuple):
+        items = [item for item in text.split(",") if item]
+        kind = type(current[0]) if current else str
+        return tuple(kind(item) for item in items)
+    kind = type(current) if current is not None else (float if "." in text else int)
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"--set {key}: cannot read {text!r} as {kind.__name__}") from None
+
+
+def _reproduce(args) -> int:
+    from ssp_ssg.jobs import ReproductionInputs
+    from ssp_ssg.reproduce import reproduce
+    from ssp_ssg.train import RunSettings
+
+    config = apply_overrides(ReproduceConfig.for_scale(args.scale), args.set or [])
+    threads = args.threads if args.threads is not None else config.torch_threads
+    if threads is not None:
+        torch.set_num_threads(threads)
+    masks_root = args.masks_root
+    if masks_root is None and args.data_root is not None:
+        masks_root = DEFAULT_MASKS_ROOT
+    settings = RunSettings(device=args.device, seed=config.seed, log_every=config.log_every,
+                           checkpoint_every=config.checkpoint_every, bf16=args.bf16,
+                           channels_last=args.channels_last, compile=args.compile,
+                           num_workers=config.num_workers if args.num_workers is None else args.num_workers,
+                           tensorboard=config.scale == "paper", progress=not args.no_progress)
+    if args.parallel_jobs is not None:
+        config = dataclasses.replace(config, parallel_jobs=args.parallel_jobs)
+    if threads is not None:
+        config = dataclasses.replace(config, torch_threads=threads)
+    inputs = ReproductionInputs(config=config, out_dir=args.out, settings=settings,
+                                data_root=args.data_root, masks_root=masks_root,
+                                helen_root=args.helen_root, lfwa_root=args.lfwa_root)
+    results = reproduce(inputs, ["python", "-m", "ssp_ssg", *sys.argv[1:]])
+    scores = results["scores"]
+    print(f"results in {args.out}: error % AvgPool {scores['avgpool'].error:.2f}, "
+          f"SSG {scores['ssg'].error:.2f}, SSP {scores['ssp'].error:.2f}, "
+          f"SSP+SSG {scores['ssp+ssg'].error:.2f} (majority {results['majority'].error:.2f}); "
+          f"parsing mIoU {results['iou'][0]:.2f} -> {results['iou'][1]:.2f} with attributes")
+    return 0
+
+
+def _throughput(args) -> int:
+    from ssp_ssg.throughput import measure_models
+
+    height, width = (int(v) for v in args.input.lower().split("x"))
+    for row in measure_models(args.models.split(","), (height, width), args.width_multiplier,
+                              args.batch_size, args.steps, args.device):
+        print(row)
+    return 0
+
+
+def _masks_grid(args) -> int:
+    from ssp_ssg.figures import pseudo_mask_grid
+
+    path = pseudo_mask_grid(args.data_root, args.masks_root, args.out, args.count)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ssp_ssg", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    reproduce = commands.add_parser("reproduce", help="train, evaluate, write Tables 2-4 and Figs. 4-5")
+    reproduce.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="smoke",
+                           help="smoke: synthetic faces in about a minute; cpu: the real-data "
+                                "CPU run; paper: the paper's sizes and iterations")
+    reproduce.add_argument("--data-root", type=Path, default=None,
+                           help="real data (a folder with celeba/, e.g. ../shared/data, or a "
+                                "CelebA root); default: synthetic faces")
+    reproduce.add_argument("--out", type=Path, default=Path("results/ssp_ssg"))
+    reproduce.add_argument("--device", default="auto")
+    reproduce.add_argument("--masks-root", type=Path, default=None,
+                           help=f"pseudo parsing masks (default with --data-root: {DEFAULT_MASKS_ROOT})")
+    reproduce.add_argument("--helen-root", type=Path, default=None,
+                           help="Helen in Smith et al.'s layout: train / test the parser on it (§4.1)")
+    reproduce.add_argument("--lfwa-root", type=Path, default=None, help="LFWA, for Table 3")
+    reproduce.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    reproduce.add_argument("--channels-last", action="store_true")
+    reproduce.add_argument("--compile", action="store_true", help="torch.compile the models")
+    reproduce.add_argument("--num-workers", type=int, default=None)
+    reproduce.add_argument("--parallel-jobs", type=int, default=None,
+                           help="networks trained side by side (default: the scale's parallel_jobs)")
+    reproduce.add_argument("--threads", type=int, default=None,
+                           help="torch CPU threads (default: the scale's torch_threads)")
+    reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
+    reproduce.add_argument("--set", action="append", metavar="KEY=VALUE",
+                           help="override a config field, e.g. optim.attribute_steps=500 or "
+                                "data.image_size=109,89 (repeatable)")
+    reproduce.set_defaults(handler=_reproduce)
+
+    throughput = commands.add_parser("throughput", help="training img/s of attribute nets")
+    throughput.add_argument("--models", default="avgpool,ssp")
+    throughput.add_argument("--input", default="109x89", help="HxW")
+    throughput.add_argument("--width-multiplier", type=float, default=1.0)
+    throughput.add_argument("--batch-size", type=int, default=32)
+    throughput.add_argument("--steps", type=int, default=3)
+    throughput.add_argument("--device", default="auto")
+    throughput.set_defaults(handler=_throughput)
+
+    grid = commands.add_parser("masks-grid", help="PNG of real images with their pseudo masks")
+    grid.add_argument("--data-root", type=Path, required=True)
+    grid.add_argument("--masks-root", type=Path, default=DEFAULT_MASKS_ROOT)
+    grid.add_argument("--out", type=Path, required=True)
+    grid.add_argument("--count", type=int, default=8)
+    grid.set_defaults(handler=_masks_grid)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Networks, losses and data helpers of ssp_ssg (Kalayeh et al., CVPR 2017)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.attributes import HELEN11_FLIP_PERMUTATION, HELEN11_LABELS, PARTS7_LABELS
+from ssp_ssg.config import ArchitectureConfig, ReproduceConfig
+from ssp_ssg.losses import attribute_loss, deep_supervision_loss, imbalance_class_weights
+from ssp_ssg.models import (PREDICTION_LAYERS, BasicAttributeNet, FrozenSegmentation,
+                            SegmentationNet, SemanticGatedPooling, SSGAttributeNet,
+                            SSPAttributeNet, build_attribute_model, count_parameters,
+                            landmark_box_masks, normalise_region_masks, ssp_region_masks)
+
+PAPER = ArchitectureConfig()
+TINY = ArchitectureConfig(width_multiplier=1 / 16)
+
+
+def test_basic_net_has_about_24m_parameters_and_a_14x12_final_map():
+    """§4.3.1: "only 24M parameters"; §5: the final conv layer is 14x12 at 218x178 input."""
+    with torch.device("meta"):
+        net = BasicAttributeNet(PAPER)
+        features = net.feature_map(torch.empty(2, 3, 218, 178))
+        logits = net(torch.empty(2, 3, 218, 178))
+    assert 23.0e6 < count_parameters(net) < 25.0e6
+    assert tuple(features.shape) == (2, 1024, 14, 12)
+    assert tuple(logits.shape) == (2, 40)
+
+
+def test_segmentation_net_follows_table_1_sizes():
+    with torch.device("meta"):
+        net = SegmentationNet(PAPER)
+        outputs = net(torch.empty(1, 3, 218, 178))
+    assert list(outputs) == list(PREDICTION_LAYERS)
+    assert {k: tuple(v.shape) for k, v in outputs.items()} == {
+        "deconv43": (1, 7, 28, 23), "deconv33": (1, 7, 55, 45),
+        "deconv23": (1, 7, 109, 89), "deconv13": (1, 7, 218, 178)}
+    encoder_convs = [m for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in encoder_convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+
+
+def test_every_table2_model_runs_and_paper_width_models_stay_near_24m():
+    parser = SegmentationNet(TINY)
+    images = torch.rand(2, 3, 48, 40)
+    landmarks = torch.tensor([[[14., 20.], [26., 20.], [20., 28.], [15., 35.], [25., 35.]]] * 2)
+    for name in ("avgpool", "spp", "naive", "bbox", "ssg", "ssp"):
+        model = build_attribute_model(name, TINY, parser)
+        logits = model(images, landmarks) if name == "bbox" else model(images)
+        assert logits.shape == (2, 40), name
+    with torch.device("meta"):
+        paper_parser = SegmentationNet(PAPER)
+        for name in ("ssp", "ssg", "naive"):
+            model = build_attribute_model(name, PAPER, paper_parser)
+            # the frozen parser is not trained; the attribute part stays near the basic net's size
+            assert 23.0e6 < count_parameters(model) < 25.0e6, name
+
+
+def test_ssg_masks_sum_to_one_per_region_and_gate_before_bn():
+    probabilities = torch.softmax(torch.randn(3, 7, 10, 8), dim=1)
+    normalised = normalise_region_masks(probabilities)
+    torch.testing.assert_close(normalised.sum(dim=(-2, -1)), torch.ones(3, 7))
+    empty = torch.zeros(1, 7, 4, 4)
+    assert torch.equal(normalise_region_masks(empty), empty)
+    # Gating a constant map of ones gives each region copy of each channel a sum of 1.
+    gated = SemanticGatedPooling.gate(torch.ones(3, 5, 10, 8), probabilities)
+    assert gated.shape == (3, 7 * 5, 10, 8)
+    torch.testing.assert_close(gated.sum(dim=(-2, -1)), torch.ones(3, 35))
+    # The gated conv of SSG has no BN of its own: BN comes after the gating (§3.1.3).
+    net = SSGAttributeNet(TINY, FrozenSegmentation(SegmentationNet(TINY)))
+    stage3 = net.backbone.encoder.stages[2]
+    assert isinstance(stage3.conv2, torch.nn.Conv2d) and stage3.pool == "ssg"
+    assert stage3.gated_pool.bn.num_features == 7 * stage3.conv2.out_channels
+    assert [s.pool for s in net.backbone.encoder.stages] == ["max", "max", "ssg", None]
+
+
+def test_ssp_localisation_weights_sum_to_one_over_regions():
+    model = SSPAttributeNet(TINY, FrozenSegmentation(SegmentationNet(TINY)))
+    logits, weights = model.forward_with_localisation(torch.rand(4, 3, 48, 40))
+    assert logits.shape == (4, 40) and weights.shape == (4, 7, 40)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(4, 40))
+
+
+def test_ssp_resizes_small_parts_with_max_and_large_ones_with_average_pooling():
+    probabilities = torch.zeros(1, 7, 8, 8)
+    eyes, hair = PARTS7_LABELS.index("eyes"), PARTS7_LABELS.index("hair")
+    probabilities[0, eyes, 0, 0] = 1.0
+    probabilities[0, hair, 0, 0] = 1.0
+    resized = ssp_region_masks(probabilities, (2, 2))
+    assert resized[0, eyes, 0, 0] == 1.0          # max pooling keeps the small region's peak
+    assert resized[0, hair, 0, 0] == pytest.approx(1 / 16)  # average pooling dilutes
+
+
+def test_bbox_regions_whole_image_plus_fifteen_boxes():
+    landmarks = torch.tensor([[[40., 50.], [60., 50.], [50., 65.], [42., 80.], [58., 80.]]])
+    masks = landmark_box_masks(landmarks, (109, 89), (7, 6), (1.0, 0.5, 2.0), 1 / 16)
+    assert masks.shape == (1, 16, 7, 6)
+    assert torch.all(masks[0, 0] == 1)
+    cell_area = (109 / 7) * (89 / 6)
+    box_area_in_cells = 109 * 89 / 16 / cell_area
+    torch.testing.assert_close(masks[0, 1:].sum(dim=(-2, -1)),
+                               torch.full((15,), box_area_in_cells), rtol=1e-4, atol=1e-4)
+
+
+def test_deep_supervision_gives_one_loss_per_scale():
+    net = SegmentationNet(TINY)
+    mask = torch.randint(0, 7, (2, 48, 40))
+    total, per_scale = deep_supervision_loss(net(torch.rand(2, 3, 48, 40)), mask)
+    assert list(per_scale) == list(PREDICTION_LAYERS)
+    torch.testing.assert_close(total, sum(per_scale.values()))
+    total.backward()
+    for name in PREDICTION_LAYERS:
+        assert net.predictions[name].conv.weight.grad is not None, name
+
+
+def test_weighted_bce_balances_classes_and_skips_unknown_labels():
+    labels = np.zeros((10, 40), dtype=np.uint8)
+    labels[:2] = 1                                   # 20 % positives everywhere
+    positive, negative = imbalance_class_weights(labels)
+    torch.testing.assert_close(positive * 2, negative * 8)   # 2 positives weigh as 8 negatives
+    logits = torch.zeros(3, 40)
+    targets = torch.ones(3, 40)
+    targets[0, 0] = float("nan")
+    loss = attribute_loss(logits, targets)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, torch.tensor(np.log(2.0), dtype=torch.float32))
+
+
+def test_flipping_swaps_left_and_right_parsing_labels(tmp_path):
+    """A Helen mask's left eye / brow become the right ones after a horizontal flip (§5)."""
+    from ssp_ssg.data import HelenParsingDataset, hflip_labels
+
+    left_eye, right_eye = HELEN11_LABELS.index("left_eye"), HELEN11_LABELS.index("right_eye")
+    mask = np.zeros((4, 6), dtype=np.uint8)
+    mask[1, 1] = left_eye
+    flipped = hflip_labels(mask, HELEN11_FLIP_PERMUTATION)
+    assert flipped[1, 4] == right_eye and flipped[1, 1] == 0
+
+    # The same through the Helen loader, in Smith et al.'s layout.
+    image_id = "100_1"
+    (tmp_path / "images").mkdir()
+    label_dir = tmp_path / "labels" / image_id
+    label_dir.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 10, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{image_id}.jpg")
+    hard = np.zeros((8, 10), dtype=np.uint8)
+    hard[2:4, 1:3] = left_eye
+    hard[2:4, 7:9] = HELEN11_LABELS.index("right_eyebrow")
+    for label in range(len(HELEN11_LABELS)):
+        Image.fromarray(((hard == label) * 255).astype(np.uint8)).save(
+            label_dir / f"{image_id}_lbl{label:02d}.png")
+    (tmp_path / "exemplars.txt").write_text(f"1 , {image_id}\n")
+    plain = HelenParsingDataset(tmp_path, "train", (8, 10), flip_probability=0.0)[0]["mask"]
+    mirrored = HelenParsingDataset(tmp_path, "train", (8, 10), flip_probability=1.0)[0]["mask"]
+    eyes, brows = PARTS7_LABELS.index("eyes"), PARTS7_LABELS.index("eyebrows")
+    assert plain[2, 1] == eyes and plain[2, 8] == brows
+    assert mirrored[2, 8] == eyes and mirrored[2, 1] == brows
+    assert torch.equal(mirrored, plain.flip(-1))
+
+
+def test_scales_keep_the_paper_architecture_at_paper_scale():
+    paper, smoke = ReproduceConfig.paper(), ReproduceConfig.smoke()
+    assert paper.architecture.width_multiplier == 1.0
+    assert paper.optim.learning_rate == 0.001 and paper.optim.weight_decay == 0.0005
+    assert paper.optim.batch_size == 32
+    assert (paper.optim.attribute_steps, paper.optim.segmentation_steps) == (40_000, 75_000)
+    assert tuple(paper.data.image_size) == (218, 178)
+    assert smoke.architecture.width_multiplier < 1 and smoke.optim.attribute_steps < 1_000
+
+
+def test_config_overrides_from_the_command_line():
+    from ssp_ssg.__main__ import apply_overrides
+
+    config = apply_overrides(ReproduceConfig.smoke(),
+                             ["optim.attribute_steps=7", "data.image_size=109,89",
+                              "data.max_images=None", "architecture.ssg_pools=pool3,pool4"])
+    assert config.optim.attribute_steps == 7
+    assert config.data.image_size == (109, 89) and config.data.max_images is None
+    assert config.architecture.ssg_pools == ("pool3", "pool4")
+    with pytest.raises(ValueError, match="no field"):
+        apply_overrides(config, ["optim.nonexistent=1"])
+
+
+def test_pseudo_mask_module_imports_no_torch_and_builds_polygons():
+    """pseudo_masks must run in .venv-masks (numpy, PIL, tqdm, mediapipe only)."""
+    code = ("import sys, ssp_ssg.pseudo_masks; "
+            "bad = [m for m in ('torch', 'tensorflow', 'common') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from ssp_ssg.pseudo_masks import chain_edges, convex_hull
+
+    square = [(0, 1), (1, 2), (2, 3), (3, 0)]
+    assert sorted(chain_edges(square)[0]) == [0, 1, 2, 3]
+    assert [len(c) for c in chain_edges([(0, 1), (1, 2), (5, 6)])] == [3, 2]
+    hull = convex_hull(np.array([[0, 0], [2, 0], [2, 2], [0, 2], [1, 1]], dtype=float))
+    assert len(hull) == 4

@@ -1,0 +1,62 @@
+"""End-to-end smoke reproduction of ssp_ssg on synthetic faces (run once per test session)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ssp_tables(smoke_reproduction):
+    out_dir = smoke_reproduction("ssp_ssg")
+    return out_dir, json.loads((out_dir / "tables.json").read_text())
+
+
+def _ours(table: dict, label: str, column: str = "Pre-cropped: ours"):
+    row = next(r for r in table["rows"] if r[0] == label)
+    return row[table["columns"].index(column)]
+
+
+def test_avgpool_and_ssp_beat_the_majority_class(ssp_tables):
+    _, tables = ssp_tables
+    error = tables["table2_error"]
+    majority = _ours(error, "Majority class (ours only)")
+    for label in ("Ours: Avg. Pooling", "Ours: SSP"):
+        assert _ours(error, label) < majority, label
+    average_precision = tables["table2_average_precision"]
+    assert (_ours(average_precision, "Ours: SSP")
+            > _ours(average_precision, "Majority class (ours only)"))
+
+
+def test_smoke_run_writes_every_table_and_figure(ssp_tables):
+    out_dir, tables = ssp_tables
+    assert set(tables) == {"table2_error", "table2_average_precision",
+                           "table2_balanced_accuracy", "table3_lfwa", "table4_parsing_iou",
+                           "training_summary"}
+    for name in tables:
+        assert (out_dir / f"{name}.md").is_file() and (out_dir / f"{name}.csv").is_file()
+    for figure in ("fig3_parsing_examples.png", "fig4_ssp_localisation_weights.png",
+                   "fig5_top50_activations.png"):
+        assert (out_dir / figure).stat().st_size > 1000, figure
+    assert (out_dir / "run.json").is_file()
+    # Without LFWA every cell of ours in Table 3 says why it is missing.
+    for row in tables["table3_lfwa"]["rows"]:
+        assert row[2] == row[4] == "n/a: needs LFWA (--lfwa-root)"
+    # Table 4: every parsing class has a computed IoU with and without attributes.
+    iou = tables["table4_parsing_iou"]
+    assert len(iou["rows"]) == 8
+    for row in iou["rows"]:
+        assert all(isinstance(v, float) and 0.0 <= v <= 100.0 for v in (row[2], row[4]))
+
+
+def test_localisation_weights_figure_data_is_a_distribution(ssp_tables):
+    out_dir, _ = ssp_tables
+    lines = (out_dir / "fig4_ssp_localisation_weights.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["background", "hair", "face_skin", "eyes", "eyebrows",
+                                   "mouth", "nose"]
+    rows = [[float(v) for v in line.split(",")] for line in lines[1:]]
+    assert len(rows) == 40
+    for row in rows:
+        assert sum(row) == pytest.approx(1.0, abs=1e-3)
