@@ -1,0 +1,154 @@
+"""Training of the attribute classifier, Le & Lee §2.3 and §3.1.
+
+The class-weighted BCE of §2.3 (weights from the training split, Eq. 4) is minimised with the
+shared ``common.train.Trainer`` (checkpoints, exact resume, logging); the hamming loss on the
+held-out split (Eq. 7, sigmoid outputs thresholded at 0.5) is evaluated every
+``eval_every_epochs`` and the checkpoint with the lowest value is kept (§3.1: "we controlled the
+training process by hamming loss").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+from common.attributes import NUM_ATTRIBUTES
+from common.data.celeba import CelebAAnnotations
+from common.gpu import select_device
+from common.metrics import auroc, hamming_loss
+from common.seed import seed_everything
+from common.train import BEST_CHECKPOINT, TrainConfig, Trainer, TrainResult, load_trained_models, predict
+
+from celeba_ffhq_labels.config import ExperimentConfig, RuntimeConfig
+from celeba_ffhq_labels.data import Splits, evaluation_dataset, training_dataset
+from celeba_ffhq_labels.losses import attribute_loss_weights, weighted_bce_with_logits
+from celeba_ffhq_labels.models import AttributeClassifier, build_classifier
+
+logger = logging.getLogger(__name__)
+
+#: Sub-folder of the results folder holding the Trainer's checkpoints, log.csv and TensorBoard.
+TRAIN_DIR = "train"
+#: The configuration a training folder was started with; a resume with another one is refused.
+EXPERIMENT_RECORD = "experiment.json"
+
+
+@dataclass
+class TrainedClassifier:
+    """The best checkpoint's classifier (loss weights set) and the Trainer's record of the run."""
+
+    model: AttributeClassifier
+    result: TrainResult
+    train_dir: Path
+
+
+def resolve_runtime(runtime: RuntimeConfig) -> tuple[torch.device, bool, bool]:
+    """(device, bf16, channels_last): ``None`` switches mean on for CUDA, off on CPU."""
+    device = select_device(runtime.device)
+    on_cuda = device.type == "cuda"
+    bf16 = on_cuda if runtime.bf16 is None else runtime.bf16
+    channels_last = on_cuda if runtime.channels_last is None else runtime.channels_last
+    return device, bf16, channels_last
+
+
+def sigmoid_scores(model: torch.nn.Module, dataset, batch_size: int, device: torch.device,
+                   progress: bool = False, num_workers: int = 0) -> dict[str, np.ndarray]:
+    """``predict`` over ``dataset`` -> ``{"scores": sigmoid outputs (N, 40), "attributes", "index"}``
+    (corrupt images are dropped; ``index`` says which rows remain)."""
+    outputs = predict(model, dataset, batch_size=batch_size, device=device, progress=progress,
+                      num_workers=num_workers)
+    if "outputs" not in outputs:
+        return {"scores": np.zeros((0, NUM_ATTRIBUTES)), "index": np.zeros(0, np.int64)}
+    scores = expit(outputs.pop("outputs").astype(np.float64))
+    return {"scores": scores, **outputs}
+
+
+def cosine_schedule(max_steps: int):
+    """Learning-rate factor for ``LambdaLR``: cosine decay from 1 to 0 over ``max_steps``."""
+    return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, max_steps) / max_steps))
+
+
+def _experiment_fingerprint(config: ExperimentConfig) -> dict:
+    """The parts of the configuration that determine the trained weights (not the runtime)."""
+    record = json.loads(json.dumps(dataclasses.asdict(config)))
+    for section in ("runtime", "transfer"):  # how it runs / what it labels afterwards
+        record.pop(section)
+    return record
+
+
+def _check_resumable(train_dir: Path, config: ExperimentConfig) -> None:
+    """Refuse to resume a training folder that was started with another configuration."""
+    fingerprint = _experiment_fingerprint(config)
+    record_path = train_dir / EXPERIMENT_RECORD
+    if record_path.is_file():
+        previous = json.loads(record_path.read_text(encoding="utf-8"))
+        if previous != fingerprint:
+            changed = sorted(key for key in set(previous) | set(fingerprint)
+                             if previous.get(key) != fingerprint.get(key))
+            raise ValueError(f"{train_dir} holds a run with another configuration (differs in "
+                             f"{changed}); choose another --out or pass --restart")
+        return
+    train_dir.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(fingerprint, indent=1) + "\n", encoding="utf-8")
+
+
+def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, splits: Splits,
+                     out_dir: str | Path) -> TrainedClassifier:
+    """Train (or resume) the classifier of ``config`` on ``splits.train``; return the checkpoint
+    with the lowest held-out hamming loss. Checkpoints go to ``out_dir/train``."""
+    train_dir = Path(out_dir) / TRAIN_DIR
+    _check_resumable(train_dir, config)
+    device, bf16, channels_last = resolve_runtime(config.runtime)
+    optim = config.optim
+
+    seed_everything(config.seed)
+    model = build_classifier(config.model)
+    model.set_loss_weights(attribute_loss_weights(annotations.attributes[splits.train]))
+
+    train_set = training_dataset(annotations, splits.train, config.model, config.data)
+    monitor_set = evaluation_dataset(annotations, splits.monitor, config.model)
+    steps_per_epoch = len(train_set) // optim.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training images give no full batch of {optim.batch_size}")
+    max_steps = steps_per_epoch * optim.epochs
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=optim.learning_rate,
+                                 weight_decay=optim.weight_decay)
+    scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(max_steps))
+                 if optim.cosine_schedule else None)
+
+    def loss_fn(network: AttributeClassifier, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = network(batch["image"])
+        return weighted_bce_with_logits(logits, batch["attributes"], model.loss_weights), {}
+
+    def evaluate_fn(network: AttributeClassifier) -> dict[str, float]:
+        held_out = sigmoid_scores(network, monitor_set, optim.eval_batch_size, device,
+                                  num_workers=config.runtime.num_workers)
+        labels = held_out["attributes"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # attributes without positives give NaN, by design
+            mean_auroc = float(np.nanmean(auroc(labels, held_out["scores"])))
+        predictions = (held_out["scores"] >= optim.monitor_threshold).astype(np.uint8)
+        return {"hamming_loss": hamming_loss(labels, predictions), "mean_auroc": mean_auroc}
+
+    trainer = Trainer(
+        model, optimizer, train_set,
+        TrainConfig(out_dir=train_dir, max_steps=max_steps, log_every=min(10, steps_per_epoch),
+                    eval_every=steps_per_epoch * optim.eval_every_epochs, bf16=bf16,
+                    channels_last=channels_last, compile=config.runtime.compile,
+                    device=str(device), seed=config.seed, best_metric="hamming_loss",
+                    best_mode="min", tensorboard=config.runtime.tensorboard,
+                    progress=config.runtime.progress),
+        batch_size=optim.batch_size, loss_fn=loss_fn, schedulers=scheduler,
+        evaluate_fn=evaluate_fn, num_workers=config.runtime.num_workers)
+    result = trainer.fit(resume=True)
+    load_trained_models(train_dir / BEST_CHECKPOINT, model)
+    logger.info("best held-out hamming loss %.4f (%d steps)", result.best_value, result.step)
+    return TrainedClassifier(model=model.eval(), result=result, train_dir=train_dir)
