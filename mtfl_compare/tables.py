@@ -1,0 +1,322 @@
+"""Tables 1-5 of Canal Garcia et al. in the paper's layout, the paper's numbers beside ours.
+
+Paper numbers are constants here (percent, as printed; table and row cited). Our numbers are
+percentages computed by ``mtfl_compare.evaluate``; a value that is undefined (e.g. precision of a
+class the model never predicts) or was not run is an ``"n/a: <reason>"`` cell.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from common.tables import Table, na
+from mtfl_compare.config import ATTRIBUTES, ReproduceConfig, describe_reductions
+from mtfl_compare.data import CLASS_NAMES
+from mtfl_compare.evaluate import BinaryEvaluation
+
+
+@dataclass(frozen=True)
+class PaperBinaryResult:
+    """One block of Tables 3-4: accuracy, per-class precision / recall, confusion rows (%)."""
+
+    accuracy: float
+    precision: tuple[float, float]
+    recall: tuple[float, float]
+    confusion: tuple[tuple[float, float], tuple[float, float]]
+
+
+#: Table 3 (smile, classes S / NS) and Table 4 (gender, classes F / M):
+#: (attribute, crop, approach) -> result. crop "original" = rows "Smile"/"Gender",
+#: "nose" = rows "Smile*"/"Gender*"; approach 1 = bottlenecks, 2 = complete fine-tuning.
+PAPER_TABLES_3_4: dict[tuple[str, str, int], PaperBinaryResult] = {
+    ("smiling", "original", 1): PaperBinaryResult(68.5, (64.1, 73.8), (75.6, 63.2), ((64, 36), (26, 74))),
+    ("smiling", "original", 2): PaperBinaryResult(87.5, (97.6, 75.4), (82.6, 96.3), ((98, 2), (25, 75))),
+    ("smiling", "nose", 1): PaperBinaryResult(70.1, (63.4, 78.4), (77.9, 64.1), ((63, 37), (22, 78))),
+    ("smiling", "nose", 2): PaperBinaryResult(72.5, (86.7, 55.4), (69.9, 77.7), ((87, 13), (45, 55))),
+    ("gender", "original", 1): PaperBinaryResult(86.3, (87.1, 85.2), (90.1, 81.0), ((87, 13), (15, 85))),
+    ("gender", "original", 2): PaperBinaryResult(83.5, (76.9, 94.3), (95.4, 72.4), ((77, 23), (6, 94))),
+    ("gender", "nose", 1): PaperBinaryResult(86.1, (88.5, 82.4), (88.6, 82.1), ((88, 12), (18, 82))),
+    ("gender", "nose", 2): PaperBinaryResult(85.1, (80.8, 91.7), (93.8, 75.5), ((80, 19), (8, 92))),
+}
+
+#: Table 5, Cascade CNN on the test set: (attribute, learning rate, epochs) -> (accuracy,
+#: precision, recall) in %.
+PAPER_TABLE_5: dict[tuple[str, float, int], tuple[float, float, float]] = {
+    ("gender", 1e-3, 63): (71.4, 79.4, 60.2),
+    ("gender", 1e-3, 125): (74.6, 73.8, 65.7),
+    ("gender", 1e-4, 63): (73.0, 77.0, 62.7),
+    ("gender", 1e-4, 125): (75.0, 75.4, 65.8),
+    ("smiling", 1e-3, 63): (67.2, 71.5, 69.3),
+    ("smiling", 1e-3, 125): (67.6, 68.3, 71.1),
+    ("smiling", 1e-4, 63): (71.4, 72.4, 74.4),
+    ("smiling", 1e-4, 125): (71.5, 71.4, 75.1),
+}
+
+#: §4.2 "TCDCN implementation": smile, lr 1e-4, 45 epochs: 72.5 % test, 86 % validation accuracy.
+PAPER_TCDCN = {"smiling": {"test_accuracy": 72.5, "val_accuracy": 86.0}}
+
+ATTRIBUTE_TITLES = {"smiling": "Smile", "gender": "Gender"}
+CROP_SUFFIX = {"original": "", "nose": "*"}
+
+
+@dataclass
+class Results:
+    """Everything the tables need, filled by ``mtfl_compare.reproduce``."""
+
+    config: ReproduceConfig
+    weights_note: str
+    data_notes: list[str]          # data source and devices, under every table
+    transfer: dict[tuple[str, str, int], BinaryEvaluation] = field(default_factory=dict)
+    finetune_stages: dict[tuple[str, str], dict[str, dict]] = field(default_factory=dict)
+    cascade: dict[tuple[str, float, int], tuple[BinaryEvaluation, float]] = field(default_factory=dict)
+    cascade_epochs: dict[int, int] = field(default_factory=dict)   # paper epochs -> ours
+    tcdcn: dict[str, tuple[BinaryEvaluation, float]] = field(default_factory=dict)
+    sizes: dict[str, str] = field(default_factory=dict)
+
+
+def _notes(results: Results, *sections: str) -> list[str]:
+    """Data / device notes plus the settings of ``sections`` that differ from the paper."""
+    reductions = describe_reductions(results.config, sections)
+    return [*results.data_notes] + (
+        ["Differs from the paper: " + "; ".join(reductions) + "."] if reductions else [])
+
+
+def _pct(value: float | None, reason: str):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return na(reason)
+    return round(100.0 * float(value), 2)
+
+
+def format_number(value: float) -> str:
+    """Markdown rendering: percentages with one decimal, small hyper-parameters in full."""
+    return f"{value:g}" if 0 < abs(value) < 0.1 else f"{value:.1f}"
+
+
+#: The nine numbers of one approach in Tables 3-4: accuracy, per-class precision and recall,
+#: the row-normalised confusion matrix (rows = truth).
+def _binary_columns(attribute: str, approach: str) -> list[str]:
+    first, second = CLASS_NAMES[attribute]
+    return [f"{approach}: accuracy", f"{approach}: precision {first}", f"{approach}: precision {second}",
+            f"{approach}: recall {first}", f"{approach}: recall {second}",
+            f"{approach}: CM {first}->{first}", f"{approach}: CM {first}->{second}",
+            f"{approach}: CM {second}->{first}", f"{approach}: CM {second}->{second}"]
+
+
+def _binary_cells(result: BinaryEvaluation | PaperBinaryResult | None, reason: str) -> list:
+    if result is None:
+        return [na(reason)] * 9
+    if isinstance(result, PaperBinaryResult):
+        return [result.accuracy, *result.precision, *result.recall, *result.confusion[0],
+                *result.confusion[1]]
+    absent = "class absent from the test set"
+    matrix = result.row_normalised
+    return [_pct(result.accuracy, "empty test set"),
+            *(_pct(v, "class never predicted") for v in result.precision),
+            *(_pct(v, absent) for v in result.recall),
+            *(_pct(v, absent) for v in matrix.reshape(-1))]
+
+
+def table_3_or_4(results: Results, attribute: str, number: int) -> Table:
+    """Table 3 (smile) or 4 (gender): both approaches, plain and nose-cropped (``*``) inputs;
+    one row per input and source (ours, paper, difference). The paper's block layout is
+    rendered by :func:`paper_layout_markdown`."""
+    columns = ["Input"] + _binary_columns(attribute, "1st") + _binary_columns(attribute, "2nd")
+    rows = []
+    for crop in ("original", "nose"):
+        label = ATTRIBUTE_TITLES[attribute] + CROP_SUFFIX[crop]
+        ours = [cell for approach in (1, 2)
+                for cell in _binary_cells(results.transfer.get((attribute, crop, approach)),
+                                          f"not run at scale '{results.config.scale}'")]
+        paper = [cell for approach in (1, 2)
+                 for cell in _binary_cells(PAPER_TABLES_3_4[(attribute, crop, approach)], "")]
+        delta = [round(a - b, 2) if isinstance(a, float) else na("no value of ours")
+                 for a, b in zip(ours, paper)]
+        rows += [[f"{label} (ours)", *ours], [f"{label} (paper)", *paper],
+                 [f"{label} (ours - paper)", *delta]]
+    return Table(
+        name=f"table{number}_{attribute}",
+        title=(f"Table {number}: test-set results of both InceptionV3 approaches for the "
+               f"{'smile' if attribute == 'smiling' else 'gender'} attribute, % "
+               f"(* = nose-centred crop, §3.1); CM = confusion matrix, true->predicted, "
+               f"row-normalised"),
+        columns=columns, rows=rows, float_format=format_number,
+        notes=[results.weights_note, *_notes(results, "bottleneck", "finetune"),
+               "1st approach = retrained softmax on cached 2048-d bottlenecks (Table 1); 2nd "
+               "approach = tf-slim fine-tuning, reported after step 4 (all layers) of Table 2.",
+               f"Paper rows: Table {number} of Canal Garcia et al. as printed (its confusion "
+               "matrices are rounded and do not always match its recalls). The paper's layout: "
+               f"table{number}_{attribute}_paper_layout.md."])
+
+
+def paper_layout_markdown(table: Table, attribute: str) -> str:
+    """Table 3 or 4 in the paper's layout: per input, Accuracy / Precision / Recall rows with
+    the per-class values and, beside them, the confusion matrix row of the class named."""
+    first, second = CLASS_NAMES[attribute]
+    header = ["Attribute", "Metrics"]
+    for approach in ("First approach", "Second approach"):
+        header += [f"{approach}: {first}", second, "CM", first, second]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * len(header)) + "|"]
+
+    def show(cell, percent_sign=False):
+        if isinstance(cell, (int, float)):
+            return format_number(float(cell)) + (" %" if percent_sign else "")
+        return str(cell)
+
+    for row in table.rows:
+        if row[0].endswith("(ours - paper)"):
+            continue
+        block = [[row[0], "Accuracy"], ["", "Precision"], ["", "Recall"]]
+        for offset in (1, 10):
+            accuracy, p1, p2, r1, r2, c11, c12, c21, c22 = row[offset:offset + 9]
+            block[0] += [show(accuracy, True), "", "", first, second]
+            block[1] += [show(p1), show(p2), first, show(c11, True), show(c12, True)]
+            block[2] += [show(r1), show(r2), second, show(c21, True), show(c22, True)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in block]
+    lines += [""] + [f"- {note}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def table_5(results: Results) -> Table:
+    """Table 5: Cascade CNN, learning rate x epochs, for both attributes (test set)."""
+    columns = ["Attribute, learning rate, epochs (paper)", "Learning rate", "Epochs (paper)",
+               "Epochs (ours)", "Accuracy", "Precision", "Recall", "Val. accuracy",
+               "Paper accuracy", "Paper precision", "Paper recall", "Δ accuracy"]
+    rows = []
+    not_run = na(f"not run at scale '{results.config.scale}'")
+    for attribute in ("gender", "smiling"):
+        for (paper_attribute, rate, epochs), paper in PAPER_TABLE_5.items():
+            if paper_attribute != attribute:
+                continue
+            entry = results.cascade.get((attribute, rate, epochs))
+            if entry is None:
+                ours, delta = [not_run] * 4, not_run
+            else:
+                evaluation, val_accuracy = entry
+                ours = [_pct(evaluation.accuracy, "empty test set"),
+                        _pct(evaluation.positive_precision, "class never predicted"),
+                        _pct(evaluation.positive_recall, "class absent"),
+                        _pct(val_accuracy, "no validation split")]
+                delta = round(100 * evaluation.accuracy - paper[0], 2)
+            rows.append([f"{ATTRIBUTE_TITLES[attribute]}, lr {rate:g}, {epochs} epochs", rate, epochs,
+                         results.cascade_epochs.get(epochs, not_run), *ours, *paper, delta])
+    return Table(
+        name="table5_cascade_cnn",
+        title="Table 5: Cascade CNN on the test set with different learning rates and epochs, %",
+        columns=columns, rows=rows, float_format=format_number,
+        notes=[*_notes(results, "cascade"),
+               "Precision / recall are those of the positive class (Smile: S, Gender: M); the "
+               "paper does not say which class its single numbers refer to.",
+               "The shorter schedule of each learning rate is the longer run's checkpoint after "
+               "that many epochs (same seed, constant learning rate, so it equals a separate run).",
+               "Input: nose-centred crop (§3.1); 80/20 train/validation split of training.txt (§3.4)."])
+
+
+def table_tcdcn(results: Results) -> Table:
+    """§4.2 "TCDCN implementation" (no table in the paper): smile (and gender, added here)."""
+    columns = ["Attribute", "Learning rate", "Epochs (paper)", "Epochs (ours)", "Test accuracy",
+               "Precision", "Recall", "Val. accuracy", "Paper test accuracy",
+               "Paper val. accuracy", "Δ test accuracy"]
+    config = results.config.tcdcn
+    not_run = na(f"not run at scale '{results.config.scale}'")
+    rows = []
+    for attribute in ATTRIBUTES:
+        entry = results.tcdcn.get(attribute)
+        paper = PAPER_TCDCN.get(attribute)
+        paper_cells = ([paper["test_accuracy"], paper["val_accuracy"]] if paper
+                       else [na("the paper ran TCDCN on smile only")] * 2)
+        if entry is None:
+            ours, delta = [not_run] * 4, not_run
+        else:
+            evaluation, val_accuracy = entry
+            ours = [_pct(evaluation.accuracy, "empty test set"),
+                    _pct(evaluation.positive_precision, "class never predicted"),
+                    _pct(evaluation.positive_recall, "class absent"),
+                    _pct(val_accuracy, "no validation split")]
+            delta = (round(100 * evaluation.accuracy - paper["test_accuracy"], 2) if paper
+                     else na("no paper number"))
+        rows.append([ATTRIBUTE_TITLES[attribute], config.learning_rate, 45,
+                     config.epochs if entry is not None else not_run, *ours, *paper_cells, delta])
+    return Table(name="table_tcdcn", title="TCDCN (§4.2) on the test set, %", columns=columns,
+                 rows=rows, float_format=format_number,
+                 notes=[*_notes(results, "tcdcn"),
+                        "Precision / recall of the positive class (S, M). Input: nose-centred "
+                        f"crop resized to {config.input_size}x{config.input_size}."])
+
+
+def table_1(results: Results) -> Table:
+    """Table 1 (bottleneck retraining parameters): the paper's values and this run's."""
+    ours = results.config.bottleneck
+    not_run = na(f"not run at scale '{results.config.scale}'")
+    rows = [["Learning rate", 0.01, ours.learning_rate],
+            ["Train batch size", 100, ours.batch_size],
+            ["Number of training steps", 4000, ours.train_steps],
+            ["Training steps evaluate every", 10, ours.eval_every],
+            ["Validation percentage", 10, round(100 * ours.validation_fraction, 2)],
+            ["Input size (pixels)", 299, ours.input_size],
+            ["Training images (before the validation split)", 10000,
+             results.sizes.get("bottleneck_train", not_run)],
+            ["Test images", 2995, results.sizes.get("bottleneck_test", not_run)]]
+    return Table(name="table1_bottleneck_parameters",
+                 title="Table 1: parameters for the bottlenecks computation and retraining",
+                 columns=["Parameter", "Paper", "This run"], rows=rows, float_format=format_number,
+                 notes=[results.weights_note, *results.data_notes])
+
+
+def table_2(results: Results) -> Table:
+    """Table 2 (fine-tuning protocol) with the validation / test accuracy after steps 1 and 4."""
+    ours = results.config.finetune
+    not_run = na(f"not run at scale '{results.config.scale}'")
+    rows = [["Step 1: learning rate (new layers, RMSprop)", 0.01, ours.new_layers_learning_rate],
+            ["Step 1: steps", 1000, ours.new_layers_steps],
+            ["Step 4: learning rate (all layers, RMSprop)", 0.001, ours.all_layers_learning_rate],
+            ["Step 4: steps", 500, ours.all_layers_steps],
+            ["Batch size", 100, ours.batch_size],
+            ["Weight decay", 4e-5, ours.weight_decay],
+            ["Input size (pixels)", 299, ours.input_size],
+            ["Training images (before the validation split)", 10000,
+             results.sizes.get("finetune_train", not_run)],
+            ["Test images", 2995, results.sizes.get("finetune_test", not_run)]]
+    for (attribute, crop), stages in sorted(results.finetune_stages.items()):
+        label = ATTRIBUTE_TITLES[attribute] + CROP_SUFFIX[crop]
+        for stage, steps in (("new_layers", "steps 2-3"), ("all_layers", "steps 5-6")):
+            record = stages.get(stage)
+            for split in ("val", "test"):
+                value = record.get(f"{split}_accuracy") if record else None
+                rows.append([f"{label}: {split} accuracy after {steps} (%)",
+                             na("not reported in the paper"), _pct(value, not_run[len("n/a: "):])])
+    return Table(name="table2_finetune_protocol",
+                 title="Table 2: the complete fine-tuning approach (tf-slim), parameters and stages",
+                 columns=["Parameter", "Paper", "This run"], rows=rows, float_format=format_number,
+                 notes=[results.weights_note, *results.data_notes])
+
+
+def table_summary(results: Results) -> Table:
+    """Every model's test accuracy next to the paper's, with the difference."""
+    rows = []
+    for (attribute, crop, approach), evaluation in sorted(results.transfer.items()):
+        paper = PAPER_TABLES_3_4[(attribute, crop, approach)].accuracy
+        rows.append([f"InceptionV3 approach {approach}, {ATTRIBUTE_TITLES[attribute]}{CROP_SUFFIX[crop]}",
+                     _pct(evaluation.accuracy, "empty test set"), paper,
+                     round(100 * evaluation.accuracy - paper, 2)])
+    for (attribute, rate, epochs), (evaluation, _) in sorted(results.cascade.items()):
+        paper = PAPER_TABLE_5[(attribute, rate, epochs)][0]
+        rows.append([f"Cascade CNN, {ATTRIBUTE_TITLES[attribute]}, lr {rate:g}, {epochs} epochs "
+                     f"(ours {results.cascade_epochs.get(epochs)})",
+                     _pct(evaluation.accuracy, "empty test set"), paper,
+                     round(100 * evaluation.accuracy - paper, 2)])
+    for attribute, (evaluation, _) in sorted(results.tcdcn.items()):
+        paper = PAPER_TCDCN.get(attribute)
+        rows.append([f"TCDCN, {ATTRIBUTE_TITLES[attribute]}", _pct(evaluation.accuracy, "empty test set"),
+                     paper["test_accuracy"] if paper else na("the paper ran TCDCN on smile only"),
+                     round(100 * evaluation.accuracy - paper["test_accuracy"], 2) if paper
+                     else na("no paper number")])
+    return Table(name="summary_accuracy", title="Test accuracy of every model, ours vs the paper, %",
+                 columns=["Model, attribute", "Ours", "Paper", "Δ (ours - paper)"], rows=rows,
+                 float_format=format_number, notes=[results.weights_note, *_notes(results)])
+
+
+def build_tables(results: Results) -> list[Table]:
+    return [table_1(results), table_2(results), table_3_or_4(results, "smiling", 3),
+            table_3_or_4(results, "gender", 4), table_5(results), table_tcdcn(results),
+            table_summary(results)]
