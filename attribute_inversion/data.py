@@ -1,0 +1,168 @@
+"""Data of §3.1: CelebA aligned faces, centre crop scaled to a square, minority-class
+oversampling per attribute, and a held-out test set of positives and negatives per attribute.
+
+Images enter the networks in [-1, 1] (tanh range of both generators).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+from common.attributes import ATTRIBUTE_INDEX
+from common.data.celeba import CelebAAnnotations
+from common.data.dataset import FaceDataset, celeba_dataset
+from common.data.splits import identity_split, random_sample, random_split
+
+from .config import DataConfig
+
+log = logging.getLogger(__name__)
+
+#: Maps [0, 1] to [-1, 1].
+TANH_NORMALIZE = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+class CentreSquareCrop:
+    """§3.1 "the center part of the aligned images are cropped": the centred square whose side is
+    the image width (178x178 of the 178x218 aligned images, as StarGAN [8]; 89x89 of 89x109)."""
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        return TF.center_crop(image, [min(width, height), min(width, height)])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def face_transform(image_size: int) -> transforms.Compose:
+    """Centre square crop, then scaled to ``image_size`` x ``image_size`` (§3.1: 128x128)."""
+    return transforms.Compose([CentreSquareCrop(),
+                               transforms.Resize((image_size, image_size), antialias=True)])
+
+
+def face_dataset(annotations: CelebAAnnotations, indices: np.ndarray, image_size: int,
+                 hflip: bool = False) -> FaceDataset:
+    """Cropped, scaled faces in [-1, 1] with their 40 attributes, rows ``indices`` of ``annotations``."""
+    return celeba_dataset(annotations, indices, landmarks=None, mask_paths=None, hflip=hflip,
+                          image_transform=face_transform(image_size), normalize=TANH_NORMALIZE)
+
+
+@dataclass
+class InversionSplit:
+    """Training pool shared by all attributes and, per attribute, a test set unseen in training.
+
+    ``test_indices[attribute]`` lists the positives first, then the negatives (rows of the
+    annotations); ``test_counts[attribute] = (positives, negatives)``.
+    """
+
+    train_indices: np.ndarray
+    heldout_indices: np.ndarray
+    test_indices: dict[str, np.ndarray]
+    test_counts: dict[str, tuple[int, int]]
+    split_by_identity: bool
+
+
+def make_split(annotations: CelebAAnnotations, config: DataConfig) -> InversionSplit:
+    """Hold out ``heldout_fraction`` of the images (by identity when identities are known, so no
+    test face's person is seen in training), cap the training pool at ``max_train_images``, and
+    draw up to ``test_images_per_class`` positives and negatives per attribute from the held-out
+    images (§3.1: 1,000 + 1,000; fewer when fewer exist, reported in the table notes)."""
+    n = len(annotations)
+    by_identity = annotations.identities is not None
+    if by_identity:
+        train, heldout = identity_split(annotations.identities, config.heldout_fraction, seed=config.seed)
+    else:
+        train, heldout = random_split(n, config.heldout_fraction, seed=config.seed)
+    if config.max_train_images is not None and len(train) > config.max_train_images:
+        train = train[random_sample(len(train), config.max_train_images, seed=config.seed)]
+    rng = np.random.default_rng(config.seed)
+    test_indices, test_counts = {}, {}
+    for attribute in config.attributes:
+        labels = annotations.attributes[heldout, ATTRIBUTE_INDEX[attribute]]
+        chosen = []
+        for value in (1, 0):
+            candidates = heldout[labels == value]
+            k = min(config.test_images_per_class, len(candidates))
+            chosen.append(np.sort(rng.choice(candidates, size=k, replace=False)))
+        if min(len(chosen[0]), len(chosen[1])) == 0:
+            raise ValueError(f"attribute {attribute}: the held-out images hold "
+                             f"{len(chosen[0])} positives and {len(chosen[1])} negatives; need both")
+        test_indices[attribute] = np.concatenate(chosen).astype(np.int64)
+        test_counts[attribute] = (len(chosen[0]), len(chosen[1]))
+        if test_counts[attribute] != (config.test_images_per_class,) * 2:
+            log.info("%s: test set capped at %d positives / %d negatives (asked %d each)",
+                     attribute, *test_counts[attribute], config.test_images_per_class)
+    return InversionSplit(train.astype(np.int64), heldout.astype(np.int64), test_indices,
+                          test_counts, by_identity)
+
+
+def oversampled_indices(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """§3.1 / Masko & Hensman [12]: repeat the minority class until both classes are equally
+    frequent (whole copies, then a seeded random remainder). Returns positions into ``labels``."""
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if len(positives) == 0 or len(negatives) == 0:
+        raise ValueError(f"cannot oversample: {len(positives)} positives, {len(negatives)} negatives")
+    minority, majority = sorted((positives, negatives), key=len)
+    copies, remainder = divmod(len(majority), len(minority))
+    extra = np.random.default_rng(seed).choice(minority, size=remainder, replace=False)
+    return np.sort(np.concatenate([majority, np.tile(minority, copies), extra])).astype(np.int64)
+
+
+def attribute_training_set(annotations: CelebAAnnotations, split: InversionSplit, attribute: str,
+                           config: DataConfig) -> FaceDataset:
+    """The training images of one attribute for our model: the shared pool, minority oversampled."""
+    indices = split.train_indices
+    if config.oversample_minority:
+        labels = annotations.attributes[indices, ATTRIBUTE_INDEX[attribute]]
+        indices = indices[oversampled_indices(labels, seed=config.seed)]
+    return face_dataset(annotations, indices, config.image_size, hflip=config.hflip)
+
+
+class UnpairedDomains(Dataset):
+    """CycleGAN's unaligned data [5]: item ``i`` pairs image ``i mod |A|`` of domain A (negatives)
+    with a seeded random image of domain B (positives); the length is ``max(|A|, |B|)``."""
+
+    def __init__(self, domain_a: Dataset, domain_b: Dataset, seed: int = 0) -> None:
+        self.domain_a, self.domain_b = domain_a, domain_b
+        length = max(len(domain_a), len(domain_b))
+        self.partner = np.random.default_rng(seed).integers(0, len(domain_b), size=length)
+
+    def __len__(self) -> int:
+        return len(self.partner)
+
+    def __getitem__(self, index: int) -> dict | None:
+        sample_a = self.domain_a[index % len(self.domain_a)]
+        sample_b = self.domain_b[int(self.partner[index])]
+        if sample_a is None or sample_b is None:
+            return None
+        return {"image_a": sample_a["image"], "image_b": sample_b["image"], "index": index}
+
+
+def cyclegan_training_set(annotations: CelebAAnnotations, split: InversionSplit, attribute: str,
+                          config: DataConfig) -> UnpairedDomains:
+    """Domain A = training images without ``attribute``, domain B = with it (same pool as ours)."""
+    labels = annotations.attributes[split.train_indices, ATTRIBUTE_INDEX[attribute]].astype(bool)
+    domain_a = face_dataset(annotations, split.train_indices[~labels], config.image_size, config.hflip)
+    domain_b = face_dataset(annotations, split.train_indices[labels], config.image_size, config.hflip)
+    if len(domain_a) == 0 or len(domain_b) == 0:
+        raise ValueError(f"attribute {attribute}: training pool has {len(domain_b)} positives and "
+                         f"{len(domain_a)} negatives; CycleGAN needs both domains")
+    return UnpairedDomains(domain_a, domain_b, seed=config.seed)
+
+
+def heldout_test_set(annotations: CelebAAnnotations, split: InversionSplit, attribute: str,
+             config: DataConfig) -> FaceDataset:
+    """The held-out test images of ``attribute`` (positives, then negatives), no augmentation."""
+    return face_dataset(annotations, split.test_indices[attribute], config.image_size, hflip=False)
+
+
+def attribute_labels(batch_attributes: torch.Tensor, attribute: str) -> torch.Tensor:
+    """The 0/1 label column of ``attribute`` from a batch's (B, 40) ``"attributes"``."""
+    return batch_attributes[:, ATTRIBUTE_INDEX[attribute]]
