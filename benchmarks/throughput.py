@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if on_gpu else "cpu"
     batch_size = args.batch_size or (128 if on_gpu else 8)
     steps = args.steps or (30 if on_gpu else 3)
-    cases = classifier_cases()
+    from benchmarks.package_models import package_throughput_cases
+
+    cases = {**classifier_cases(), **package_throughput_cases()}
     modes = {"fp32": (False, False, False), "bf16_cl": (True, True, False), "bf16_cl_compile": (True, True, True)}
     records = []
     for name, (make_model, make_batch, loss_fn) in cases.items():

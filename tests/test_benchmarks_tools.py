@@ -20,3 +20,17 @@ def test_throughput_without_gpu_says_so(capsys):
     assert throughput.main([]) == 0
     assert "no GPU here" in capsys.readouterr().out
 
+
+
+def test_every_package_throughput_case_trains_one_step():
+    """The package networks of ``make bench`` build at paper size and take an optimizer step."""
+    from benchmarks.package_models import package_throughput_cases
+    from common.gpu import measure_training_throughput
+
+    cases = package_throughput_cases()
+    assert {"ssp_basic_net@218x178", "ssp_segmentation_net@218x178", "inversion_unet_g+d@128",
+            "cyclegan_resnet_g+patch_d@128"} <= set(cases)
+    for name, (make_model, make_batch, loss_fn) in cases.items():
+        result = measure_training_throughput(make_model(), make_batch, loss_fn, batch_size=2, steps=1,
+                                             warmup_steps=0, device="cpu")
+        assert result.images_per_second > 0, name

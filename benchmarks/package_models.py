@@ -1,0 +1,56 @@
+"""The paper packages' own networks for ``benchmarks.throughput``, built through their public
+constructors at paper size. Each case: (model factory, batch factory, loss on the model output)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def _images(size: tuple[int, int], targets: Callable[[int], torch.Tensor]):
+    return lambda n: (torch.randn(n, 3, *size), targets(n))
+
+
+def _sum_of_means(outputs, _targets) -> torch.Tensor:
+    """A loss touching every output (deep-supervision dicts, GAN heads): throughput only."""
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    if isinstance(outputs, (list, tuple)):
+        return sum(_sum_of_means(o, None) for o in outputs)
+    return outputs.float().logsumexp(dim=1).mean() if outputs.dim() > 1 else outputs.float().mean()
+
+
+class _GeneratorThenDiscriminator(nn.Module):
+    """One training pass of a GAN pair, G then D on G's output."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+
+    def forward(self, image: torch.Tensor):
+        return self.discriminator(self.generator(image))
+
+
+def package_throughput_cases() -> dict[str, tuple[Callable[[], nn.Module], Callable, Callable]]:
+    from attribute_inversion.models import (
+        AuxiliaryClassifierDiscriminator, PatchDiscriminator, ResnetGenerator, SkipReducedUNet)
+    from ssp_ssg.config import ArchitectureConfig
+    from ssp_ssg.models import SegmentationNet, build_attribute_model
+
+    multilabel = lambda n: torch.randint(0, 2, (n, 40)).float()  # noqa: E731
+    bce = lambda logits, targets: nn.functional.binary_cross_entropy_with_logits(logits.float(), targets)  # noqa: E731
+    architecture = ArchitectureConfig()
+    return {
+        "ssp_basic_net@218x178": (lambda: build_attribute_model("avgpool", architecture),
+                                  _images((218, 178), multilabel), bce),
+        "ssp_segmentation_net@218x178": (lambda: SegmentationNet(architecture),
+                                         _images((218, 178), multilabel), _sum_of_means),
+        "ssp_ssp_net@218x178": (lambda: build_attribute_model("ssp", architecture, SegmentationNet(architecture)),
+                                _images((218, 178), multilabel), bce),
+        "inversion_unet_g+d@128": (lambda: _GeneratorThenDiscriminator(SkipReducedUNet(128),
+                                                                      AuxiliaryClassifierDiscriminator(128)),
+                                   _images((128, 128), multilabel), _sum_of_means),
+        "cyclegan_resnet_g+patch_d@128": (lambda: _GeneratorThenDiscriminator(ResnetGenerator(), PatchDiscriminator()),
+                                          _images((128, 128), multilabel), _sum_of_means),
+    }
