@@ -6,6 +6,9 @@ DATA   ?=
 SCALE  ?= smoke
 RESULTS ?= results
 DATA_ARG := $(if $(DATA),--data-root $(DATA),)
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads made
+# the same smoke run 3x slower (celeba_ffhq_labels/README.md); results are unchanged.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help venv test bench tables expected clean masks \
         reproduce-all reproduce-ssp reproduce-celeba-ffhq reproduce-resnet-densenet \

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads OpenMP; see Makefile
+
 import torch  # noqa: F401  -- must precede any tensorflow import
 import torchvision  # noqa: F401  -- likewise: torchvision after tensorflow segfaults
 import numpy as np
