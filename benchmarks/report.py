@@ -8,6 +8,7 @@ carries the paper's numbers beside ours, as the package wrote it. Run ``make tab
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.expected import EXPECTED_DIR, PACKAGES
@@ -16,6 +17,74 @@ from common.tables import Table, read_tables
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 REPORT_PATH = BENCHMARKS_DIR / "README.md"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One claim of a paper for the at-a-glance table: where ours and the paper's number live in
+    the package's tables (the same cells in the smoke tables and in the real-data run)."""
+
+    package: str
+    claim: str
+    table: str
+    ours: tuple[str, str]  # (row label, column)
+    paper: tuple[str, str]
+    real_run: str = ""  # sub-folder of benchmarks/results/<package>/ holding the real-data run
+
+
+HEADLINES = [
+    Headline("ssp_ssg", "AP %, SSP + SSG, pre-cropped CelebA (Table 2)", "table2_average_precision",
+             ("Ours: SSP + SSG", "Pre-cropped: ours"), ("Ours: SSP + SSG", "Pre-cropped: paper"), "cpu_real"),
+    Headline("ssp_ssg", "parsing mean IoU %, joint training (Table 4)", "table4_parsing_iou",
+             ("Average", "w/ attributes: ours"), ("Average", "w/ attributes: paper"), "cpu_real"),
+    Headline("celeba_ffhq_labels", "mean AUROC, 40 attributes (Fig. 3)", "summary",
+             ("Mean AUROC (40 attributes)", "Ours"), ("Mean AUROC (40 attributes)", "Paper")),
+    Headline("celeba_resnet_densenet", "ResNet50 F-score (Testing)", "test_results",
+             ("ResNet50 F-score", "Ours"), ("ResNet50 F-score", "Paper")),
+    Headline("celeba_resnet_densenet", "DenseNet121 F-score (Testing)", "test_results",
+             ("DenseNet121 F-score", "Ours"), ("DenseNet121 F-score", "Paper")),
+    Headline("mtfl_compare", "smile accuracy %, InceptionV3 approach 1, nose crop (Table 3)", "summary_accuracy",
+             ("InceptionV3 approach 1, Smile*", "Ours"), ("InceptionV3 approach 1, Smile*", "Paper")),
+    Headline("mtfl_compare", "gender accuracy %, InceptionV3 approach 1, nose crop (Table 4)", "summary_accuracy",
+             ("InceptionV3 approach 1, Gender*", "Ours"), ("InceptionV3 approach 1, Gender*", "Paper")),
+    Headline("attribute_inversion", "FID, eyeglasses inverted, ours (Table 1)", "table1",
+             ("ours (this run)", "W/Wo eyeglasses FID"), ("ours (paper)", "W/Wo eyeglasses FID")),
+    Headline("attribute_inversion", "FID, eyeglasses inverted, CycleGAN (Table 1)", "table1",
+             ("CycleGAN (this run)", "W/Wo eyeglasses FID"), ("CycleGAN (paper)", "W/Wo eyeglasses FID")),
+]
+
+
+def _cell(tables: dict[str, Table], table: str, row: str, column: str):
+    """The cell, or why there is none (a missing table, row or column is reported, not hidden)."""
+    if table not in tables:
+        return f"n/a: no table {table}"
+    found = next((r for r in tables[table].rows if str(r[0]) == row), None)
+    if found is None or column not in tables[table].columns:
+        return f"n/a: no cell {row} / {column}"
+    return found[list(tables[table].columns).index(column)]
+
+
+def _format(value) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _glance_table() -> list[str]:
+    lines = ["| package | claim | paper | ours, smoke (synthetic) | ours, real data (CPU scale) | real − paper |",
+             "|---|---|---:|---:|---:|---:|"]
+    for headline in HEADLINES:
+        expected = EXPECTED_DIR / f"{headline.package}.json"
+        smoke = ({name: Table.from_json(name, record) for name, record in
+                  json.loads(expected.read_text())["tables"].items()} if expected.is_file() else {})
+        real_dir = RESULTS_DIR / headline.package / headline.real_run
+        real = read_tables(real_dir) if (real_dir / "tables.json").is_file() else {}
+        paper = _cell(real or smoke, headline.table, *headline.paper)
+        ours_smoke = _cell(smoke, headline.table, *headline.ours) if smoke else "n/a: no expected smoke results"
+        ours_real = _cell(real, headline.table, *headline.ours) if real else "n/a: no real-data run committed"
+        numeric = all(isinstance(v, (int, float)) for v in (paper, ours_real))
+        delta = _format(ours_real - paper) if numeric else "n/a"
+        lines.append(f"| [`{headline.package}`](#{headline.package}) | {headline.claim} | {_format(paper)} | "
+                     f"{_format(ours_smoke)} | {_format(ours_real)} | {delta} |")
+    return lines + [""]
 
 
 def _package_title(package: str) -> str:
@@ -47,7 +116,7 @@ def _real_sections(package: str) -> list[str]:
     lines = []
     for result_dir in result_dirs:
         relative = result_dir.relative_to(BENCHMARKS_DIR)
-        lines += [f"### Real data: `{relative}`", ""]
+        lines += [f"### Committed run: `{relative}`", ""]
         readme = next((d / "README.md" for d in (result_dir, result_dir.parent, package_dir)
                        if (d / "README.md").is_file()), None)
         if readme is not None:
@@ -70,7 +139,11 @@ def build_report() -> str:
     lines += ["| package | paper | reproduce |", "|---|---|---|"]
     for package, target in PACKAGES.items():
         lines.append(f"| [`{package}`](#{package}) | {_package_title(package)} | `make {target}` |")
-    lines.append("")
+    lines += ["", "## At a glance", "",
+              "One headline number per claim, read from the tables below. Real-data runs are CPU-scale",
+              "(thousands of images, minutes of training; scale in each run's README), so the gap to the",
+              "paper measures the scale as much as the method.", ""]
+    lines += _glance_table()
     for package in PACKAGES:
         lines += [f"## {package}", "", f"_{_package_title(package)}_ — [package README](../{package}/README.md)", ""]
         lines += _smoke_section(package)

@@ -34,3 +34,18 @@ def test_every_package_throughput_case_trains_one_step():
         result = measure_training_throughput(make_model(), make_batch, loss_fn, batch_size=2, steps=1,
                                              warmup_steps=0, device="cpu")
         assert result.images_per_second > 0, name
+
+
+def test_every_headline_points_at_a_computed_cell():
+    """The at-a-glance table's cells exist in the recorded smoke tables and committed real runs."""
+    import json
+
+    from common.tables import Table, read_tables
+
+    for headline in report.HEADLINES:
+        document = json.loads((report.EXPECTED_DIR / f"{headline.package}.json").read_text())
+        smoke = {name: Table.from_json(name, record) for name, record in document["tables"].items()}
+        real = read_tables(report.RESULTS_DIR / headline.package / headline.real_run)
+        for tables in (smoke, real):
+            assert isinstance(report._cell(tables, headline.table, *headline.ours), float), headline
+            assert isinstance(report._cell(tables, headline.table, *headline.paper), float), headline
