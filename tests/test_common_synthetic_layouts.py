@@ -110,6 +110,20 @@ def test_celeba_layout_is_reused_and_rewritten_only_when_parameters_change(tmp_p
     assert (write_celeba_layout(empty, n=2, height=64, width=64) / "synthetic.json").is_file()
 
 
+def test_celeba_layout_written_by_an_edited_generator_is_rebuilt(tmp_path):
+    """A cache from older rendering code under the same GENERATOR_VERSION must not be reused (it
+    once made a package's smoke tables differ between a developer's checkout and a clean clone)."""
+    root = write_celeba_layout(tmp_path / "data", n=2, seed=0, height=64, width=64)
+    record = json.loads((root / "synthetic.json").read_text())
+    assert len(record["source_sha1"]) == 40
+    fresh = (root / "img_align_celeba" / "000001.jpg").read_bytes()
+    (root / "img_align_celeba" / "000001.jpg").write_bytes(b"pixels of an older renderer")
+    (root / "synthetic.json").write_text(json.dumps({**record, "source_sha1": "0" * 40}))
+    write_celeba_layout(root, n=2, seed=0, height=64, width=64)
+    assert (root / "img_align_celeba" / "000001.jpg").read_bytes() == fresh
+    assert json.loads((root / "synthetic.json").read_text()) == record
+
+
 def test_helen_layout(tmp_path):
     root = write_helen_layout(tmp_path / "helen", n=10, seed=1, height=96, width=80)
     listed = []

@@ -1,11 +1,12 @@
 """Write synthetic faces in the official layouts of CelebA, Helen (Smith et al.) and MTFL.
 
 Every writer renders into a temporary sibling folder and renames it into place, with a
-``synthetic.json`` that records the parameters and :data:`GENERATOR_VERSION`; a folder whose
-``synthetic.json`` matches is reused as is, so an interrupted write is never mistaken for a
-finished one. All text files use CRLF, like the originals."""
+``synthetic.json`` that records the parameters, :data:`GENERATOR_VERSION` and a digest of the
+generator's source; a folder whose ``synthetic.json`` matches is reused as is, so an interrupted
+write (or one by an older generator) is never mistaken for a finished one. All text files use CRLF, like the originals."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -87,9 +88,19 @@ def _write_atomically(root: Path, parameters: dict, write: Callable[[Path], None
     return root
 
 
+def _source_digest() -> str:
+    """SHA-1 of the code that decides every pixel and label (this module, the renderer, the
+    attribute marginals and their CelebA table), so a cached dataset written by an edited generator
+    is never reused even when :data:`GENERATOR_VERSION` was not bumped."""
+    digest = hashlib.sha1()
+    for name in ("render.py", "layouts.py", "marginals.py", "celeba_statistics.py"):
+        digest.update((Path(__file__).with_name(name)).read_bytes())
+    return digest.hexdigest()
+
+
 def _parameters(layout: str, **values) -> dict:
-    return {"generator": "common.synthetic", "version": GENERATOR_VERSION, "layout": layout,
-            "images_per_identity": IMAGES_PER_IDENTITY, **values}
+    return {"generator": "common.synthetic", "version": GENERATOR_VERSION, "source_sha1": _source_digest(),
+            "layout": layout, "images_per_identity": IMAGES_PER_IDENTITY, **values}
 
 
 def _save_jpeg(image: np.ndarray, path: Path) -> None:
