@@ -2,7 +2,8 @@
 
 The 2048-d InceptionV3 PreLogits of every face is computed once and stored on disk, one ``.npy``
 per image, under ``<cache>/bottlenecks/<dataset>/<crop>_<input size>_<weights>/<image path>.npy``
-— keyed by the image, the crop, the input size and the pretrained weights — so retraining the
+— keyed by the image (path, size, modification time), the crop, the input size and the
+pretrained weights — so retraining the
 top layer for another attribute, or rerunning, reads them back instead of running InceptionV3.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from common.data.mtfl import MTFLAnnotations
 from mtfl_compare.config import DataConfig
-from mtfl_compare.data import load_face
+from mtfl_compare.data import file_stamp, load_face
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class BottleneckCache:
         return cls(folder, dataset_root)
 
     def path_for(self, image_path: Path) -> Path:
+        """``<folder>/<image path>.<size>-<mtime>.npy``: an image rewritten in place (e.g. synthetic
+        faces re-rendered by an edited generator) gets a new entry instead of a stale one."""
         relative = Path(image_path).resolve().relative_to(self.dataset_root)
-        return self.folder / relative.with_name(relative.name + ".npy")
+        return self.folder / relative.with_name(f"{relative.name}.{file_stamp(image_path)}.npy")
 
 
 @dataclass

@@ -9,8 +9,8 @@
   (AFLW, 2,995 rows) for testing. Without ``--data-root`` the same layout is written with
   synthetic faces (``common.synthetic.write_mtfl_layout``).
 
-Decoded, cropped and resized images are cached as ``.npz`` keyed by the split file, the rows,
-the crop and the size, so the CNN grid and reruns decode each image once.
+Decoded, cropped and resized images are cached as ``.npz`` keyed by the split file, the rows
+(and their images' size and modification time), the crop and the size, so the CNN grid and reruns decode each image once.
 """
 from __future__ import annotations
 
@@ -112,12 +112,24 @@ class CroppedFaces:
         return len(self.rows)
 
 
+def file_stamp(path: str | os.PathLike) -> str:
+    """``<size>-<mtime_ns>`` of a file (``missing`` if absent): part of every cache key, so a
+    re-written image never meets a crop or bottleneck computed from its old pixels."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    return f"{status.st_size}-{status.st_mtime_ns}"
+
+
 def _cache_key(annotations: MTFLAnnotations, rows: np.ndarray, crop: str, size: int,
                config: DataConfig) -> str:
     digest = hashlib.sha1()
     digest.update(str(Path(annotations.root).resolve()).encode())
     for path in annotations.image_paths:
         digest.update(str(path).encode())
+    for row in np.asarray(rows, dtype=np.int64):
+        digest.update(file_stamp(annotations.image_paths[row]).encode())
     digest.update(np.ascontiguousarray(annotations.landmarks).tobytes())
     digest.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
     digest.update(f"{crop}|{size}|{config.crop_box}|{config.face_box_scale}".encode())

@@ -63,6 +63,22 @@ def test_bottleneck_cache_is_keyed_by_crop_and_weights(tiny_mtfl, tmp_path):
     assert extractor.faces_seen == 9
 
 
+def test_bottleneck_of_a_rewritten_image_is_recomputed(tiny_mtfl, tmp_path):
+    """Cached features belong to the pixels they came from: an image written again (new size /
+    mtime) is run through the network again, the others are still read back."""
+    import os
+
+    config, train = tiny_mtfl
+    cache = BottleneckCache.create(tmp_path, train.root, "nose", 75, "weights-a")
+    extractor = CountingExtractor()
+    cached_bottlenecks(train, np.arange(3), "nose", 75, config, cache, extractor)
+    image = train.image_paths[1]
+    status = os.stat(image)
+    os.utime(image, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+    again = cached_bottlenecks(train, np.arange(3), "nose", 75, config, cache, extractor)
+    assert again.n_computed == 1 and extractor.faces_seen == 4
+
+
 def _train(run_dir, steps, features, labels):
     from mtfl_compare.tf_runtime import import_tensorflow, seed_tensorflow
     from mtfl_compare.models import softmax_top_layer
