@@ -21,6 +21,7 @@ import torch
 from scipy.special import expit
 
 from common.attributes import NUM_ATTRIBUTES
+from common.checkpoint import require_same_configuration
 from common.data.celeba import CelebAAnnotations
 from common.gpu import select_device
 from common.metrics import auroc, hamming_loss
@@ -36,8 +37,6 @@ logger = logging.getLogger(__name__)
 
 #: Sub-folder of the results folder holding the Trainer's checkpoints, log.csv and TensorBoard.
 TRAIN_DIR = "train"
-#: The configuration a training folder was started with; a resume with another one is refused.
-EXPERIMENT_RECORD = "experiment.json"
 
 
 @dataclass
@@ -83,28 +82,13 @@ def _experiment_fingerprint(config: ExperimentConfig) -> dict:
     return record
 
 
-def _check_resumable(train_dir: Path, config: ExperimentConfig) -> None:
-    """Refuse to resume a training folder that was started with another configuration."""
-    fingerprint = _experiment_fingerprint(config)
-    record_path = train_dir / EXPERIMENT_RECORD
-    if record_path.is_file():
-        previous = json.loads(record_path.read_text(encoding="utf-8"))
-        if previous != fingerprint:
-            changed = sorted(key for key in set(previous) | set(fingerprint)
-                             if previous.get(key) != fingerprint.get(key))
-            raise ValueError(f"{train_dir} holds a run with another configuration (differs in "
-                             f"{changed}); choose another --out or pass --restart")
-        return
-    train_dir.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(fingerprint, indent=1) + "\n", encoding="utf-8")
-
-
 def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, splits: Splits,
                      out_dir: str | Path) -> TrainedClassifier:
     """Train (or resume) the classifier of ``config`` on ``splits.train``; return the checkpoint
     with the lowest held-out hamming loss. Checkpoints go to ``out_dir/train``."""
     train_dir = Path(out_dir) / TRAIN_DIR
-    _check_resumable(train_dir, config)
+    require_same_configuration(train_dir, _experiment_fingerprint(config),
+                               remedy="choose another --out or pass --restart")
     device, bf16, channels_last = resolve_runtime(config.runtime)
     optim = config.optim
 

@@ -36,13 +36,12 @@ from celeba_resnet_densenet.tables import (averaging_table, epoch_log_table, gri
                                            selected_hyperparameters_table)
 from celeba_resnet_densenet.train import (WEIGHTS_FILE, GridPoint, GridResult, load_point_model, run_grid,
                                           train_grid_point)
+from common.checkpoint import require_same_configuration
 from common.data.dataset import corrupt_samples_skipped
 from common.gpu import select_device
 from common.tables import write_run_record, write_tables
 
 log = logging.getLogger(__name__)
-
-FINGERPRINT_FILE = "experiment.json"
 
 
 def experiment_fingerprint(config: ExperimentConfig, backbone: str) -> dict[str, Any]:
@@ -55,27 +54,11 @@ def experiment_fingerprint(config: ExperimentConfig, backbone: str) -> dict[str,
             "pretrained_weights": config.pretrained_path(backbone)}
 
 
-def _check_fingerprint(grid_dir: Path, fingerprint: dict[str, Any]) -> None:
-    """Refuse to mix grid points trained under a different configuration in one folder."""
-    path = grid_dir / FINGERPRINT_FILE
-    stored_fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as stored
-    if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored != stored_fingerprint:
-            changed = sorted(key for key in set(stored) | set(stored_fingerprint)
-                             if stored.get(key) != stored_fingerprint.get(key))
-            raise ValueError(f"{path}: the grid in {grid_dir} was run with a different configuration "
-                             f"(differs in {changed}); use another --out or delete that folder")
-        return
-    grid_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stored_fingerprint, indent=1) + "\n", encoding="utf-8")
-
-
 def run_backbone_grid(config: ExperimentConfig, backbone: str, sample: AttributeSample, datasets: dict,
                       out_dir: Path) -> GridResult:
     """The learning-rate x dropout grid of one backbone under ``out_dir/grid/<backbone>``."""
     grid_dir = out_dir / "grid" / backbone
-    _check_fingerprint(grid_dir, experiment_fingerprint(config, backbone))
+    require_same_configuration(grid_dir, experiment_fingerprint(config, backbone))
     points = [GridPoint(lr, dropout) for lr, dropout in config.grid.points()]
     train_labels = split_attributes(sample, "train")
 

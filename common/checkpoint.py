@@ -1,6 +1,7 @@
 """Atomic, ``weights_only``-loadable checkpoints and the RNG state that makes a resume exact."""
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -66,3 +67,30 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+#: File, in a run or grid folder, recording the configuration the run there was started with.
+RUN_CONFIGURATION_RECORD = "experiment.json"
+
+
+def require_same_configuration(folder: str | os.PathLike, fingerprint: dict[str, Any],
+                               record_name: str = RUN_CONFIGURATION_RECORD,
+                               remedy: str = "choose another output folder or start over") -> None:
+    """Refuse to resume (or add to) ``folder`` when it was started with another configuration.
+
+    The first call records ``fingerprint`` (JSON) in ``folder/record_name``; later calls compare
+    against it and raise ``ValueError`` naming the record and the keys that differ, so checkpoints of
+    two configurations are never silently mixed. Put only what changes the results in the
+    fingerprint (hyper-parameters, data, model), not run-time settings such as the device."""
+    folder = Path(folder)
+    record = folder / record_name
+    wanted = json.loads(json.dumps(fingerprint))  # tuples -> lists, as stored
+    if record.is_file():
+        stored = json.loads(record.read_text(encoding="utf-8"))
+        if stored != wanted:
+            changed = sorted(key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key))
+            raise ValueError(f"{record}: {folder} holds a run with another configuration (differs in "
+                             f"{changed}); {remedy}")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")

@@ -10,7 +10,8 @@ from common.data.celeba import read_celeba
 
 from celeba_ffhq_labels.config import ExperimentConfig
 from celeba_ffhq_labels.data import evaluation_dataset, make_splits, training_dataset
-from celeba_ffhq_labels.train import _check_resumable
+from celeba_ffhq_labels.train import _experiment_fingerprint
+from common.checkpoint import require_same_configuration
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def test_datasets_give_normalised_images_at_the_model_input(annotations):
 
 def test_training_folder_refuses_to_resume_with_another_configuration(tmp_path):
     config = ExperimentConfig.smoke()
-    _check_resumable(tmp_path, config)
-    _check_resumable(tmp_path, config.with_overrides(runtime={"device": "cpu"}))  # runtime: fine
+    require_same_configuration(tmp_path, _experiment_fingerprint(config))
+    runtime_only = config.with_overrides(runtime={"device": "cpu"})
+    require_same_configuration(tmp_path, _experiment_fingerprint(runtime_only))  # runtime: fine
     with pytest.raises(ValueError, match=r"differs in \['optim'\]"):
-        _check_resumable(tmp_path, config.with_overrides(optim={"epochs": 3}))
+        require_same_configuration(tmp_path, _experiment_fingerprint(config.with_overrides(optim={"epochs": 3})))

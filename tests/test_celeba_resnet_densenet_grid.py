@@ -7,7 +7,8 @@ import json
 import pytest
 
 from celeba_resnet_densenet.config import ExperimentConfig
-from celeba_resnet_densenet.pipeline import _check_fingerprint, experiment_fingerprint
+from celeba_resnet_densenet.pipeline import experiment_fingerprint
+from common.checkpoint import require_same_configuration
 from celeba_resnet_densenet.train import GRID_CSV, RESULT_FILE, GridPoint, run_grid
 
 PAPER_GRID = [GridPoint(lr, dropout) for lr, dropout in ExperimentConfig.paper().grid.points()]
@@ -82,7 +83,7 @@ def test_grid_selects_lowest_loss_when_the_metric_is_a_loss(tmp_path):
 
 def test_grid_folder_refuses_a_different_configuration(tmp_path):
     smoke = ExperimentConfig.smoke()
-    _check_fingerprint(tmp_path, experiment_fingerprint(smoke, "resnet50"))
-    _check_fingerprint(tmp_path, experiment_fingerprint(smoke, "resnet50"))  # same config: fine
-    with pytest.raises(ValueError, match="different configuration"):
-        _check_fingerprint(tmp_path, experiment_fingerprint(ExperimentConfig.cpu(), "resnet50"))
+    require_same_configuration(tmp_path, experiment_fingerprint(smoke, "resnet50"))
+    require_same_configuration(tmp_path, experiment_fingerprint(smoke, "resnet50"))  # same config: fine
+    with pytest.raises(ValueError, match="another configuration"):
+        require_same_configuration(tmp_path, experiment_fingerprint(ExperimentConfig.cpu(), "resnet50"))
