@@ -129,6 +129,14 @@ class JudgeConfig:
     learning_rate: float = 1e-3
 
 
+def _reduced_networks() -> dict:
+    """The narrow networks of the smoke and cpu scales (fresh instances each call): U-Net and D
+    base width 16 (max 128), CycleGAN ngf / ndf 8 with 3 residual blocks."""
+    return {"generator": UNetConfig(base_channels=16, max_channels=128),
+            "discriminator": DiscriminatorConfig(base_channels=16, max_channels=128),
+            "cyclegan": CycleGANConfig(generator_channels=8, discriminator_channels=8, num_residual_blocks=3)}
+
+
 @dataclass
 class ReproduceConfig:
     """Everything one ``python -m attribute_inversion reproduce`` run needs."""
@@ -161,9 +169,7 @@ class ReproduceConfig:
             scale="smoke",
             data=DataConfig(attributes=("Eyeglasses",), image_size=32, test_images_per_class=32,
                             heldout_fraction=0.2, synthetic_n=600),
-            generator=UNetConfig(base_channels=16, max_channels=128),
-            discriminator=DiscriminatorConfig(base_channels=16, max_channels=128),
-            cyclegan=CycleGANConfig(generator_channels=8, discriminator_channels=8, num_residual_blocks=3),
+            **_reduced_networks(),
             # 5x the paper-scale learning rate so that 200 steps show an effect (README: deviations).
             optim=OptimConfig(batch_size=8, max_steps=200, learning_rate=1e-3),
             evaluation=EvaluationConfig(grid_images=8, sample_every=100),
@@ -180,9 +186,7 @@ class ReproduceConfig:
             scale="cpu",
             data=DataConfig(attributes=("Eyeglasses", "Male"), image_size=64, test_images_per_class=50,
                             heldout_fraction=0.2, max_train_images=3000),
-            generator=UNetConfig(base_channels=16, max_channels=128),
-            discriminator=DiscriminatorConfig(base_channels=16, max_channels=128),
-            cyclegan=CycleGANConfig(generator_channels=8, discriminator_channels=8, num_residual_blocks=3),
+            **_reduced_networks(),
             optim=OptimConfig(batch_size=8, max_steps=1000, learning_rate=1e-3),
             evaluation=EvaluationConfig(grid_images=8, sample_every=250),
             judge=JudgeConfig(channels=16, max_steps=300, batch_size=32),

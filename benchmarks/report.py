@@ -54,6 +54,11 @@ HEADLINES = [
 ]
 
 
+def smoke_tables(document: dict) -> dict[str, Table]:
+    """The tables of an expected-results document (``benchmarks/expected/<package>.json``)."""
+    return {name: Table.from_json(name, record) for name, record in document["tables"].items()}
+
+
 def _cell(tables: dict[str, Table], table: str, row: str, column: str):
     """The cell, or why there is none (a missing table, row or column is reported, not hidden)."""
     if table not in tables:
@@ -73,8 +78,7 @@ def _glance_table() -> list[str]:
              "|---|---|---:|---:|---:|---:|"]
     for headline in HEADLINES:
         expected = EXPECTED_DIR / f"{headline.package}.json"
-        smoke = ({name: Table.from_json(name, record) for name, record in
-                  json.loads(expected.read_text())["tables"].items()} if expected.is_file() else {})
+        smoke = smoke_tables(json.loads(expected.read_text())) if expected.is_file() else {}
         real_dir = RESULTS_DIR / headline.package / headline.real_run
         real = read_tables(real_dir) if (real_dir / "tables.json").is_file() else {}
         paper = _cell(real or smoke, headline.table, *headline.paper)
@@ -103,8 +107,8 @@ def _smoke_section(package: str) -> list[str]:
     document = json.loads(path.read_text())
     lines = [f"### Smoke scale, synthetic faces (recorded {document['recorded']}, checked by CI)", "",
              f"`{document['command']}`", ""]
-    for name, record in document["tables"].items():
-        lines += [Table.from_json(name, record).to_markdown(), ""]
+    for table in smoke_tables(document).values():
+        lines += [table.to_markdown(), ""]
     return lines
 
 

@@ -9,7 +9,6 @@ training process by hamming loss").
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import warnings
@@ -76,7 +75,7 @@ def cosine_schedule(max_steps: int):
 
 def _experiment_fingerprint(config: ExperimentConfig) -> dict:
     """The parts of the configuration that determine the trained weights (not the runtime)."""
-    record = json.loads(json.dumps(dataclasses.asdict(config)))
+    record = dataclasses.asdict(config)  # require_same_configuration stores it as JSON
     for section in ("runtime", "transfer"):  # how it runs / what it labels afterwards
         record.pop(section)
     return record

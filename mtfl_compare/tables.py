@@ -177,6 +177,15 @@ def paper_layout_markdown(table: Table, attribute: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _test_and_validation_cells(evaluation, val_accuracy: float | None) -> list:
+    """Test accuracy, positive-class precision and recall, validation accuracy (%), each an
+    ``n/a`` with its reason where undefined: the "ours" cells of Table 5 and the TCDCN table."""
+    return [_pct(evaluation.accuracy, "empty test set"),
+            _pct(evaluation.positive_precision, "class never predicted"),
+            _pct(evaluation.positive_recall, "class absent"),
+            _pct(val_accuracy, "no validation split")]
+
+
 def table_5(results: Results) -> Table:
     """Table 5: Cascade CNN, learning rate x epochs, for both attributes (test set)."""
     columns = ["Attribute, learning rate, epochs (paper)", "Learning rate", "Epochs (paper)",
@@ -193,10 +202,7 @@ def table_5(results: Results) -> Table:
                 ours, delta = [not_run] * 4, not_run
             else:
                 evaluation, val_accuracy = entry
-                ours = [_pct(evaluation.accuracy, "empty test set"),
-                        _pct(evaluation.positive_precision, "class never predicted"),
-                        _pct(evaluation.positive_recall, "class absent"),
-                        _pct(val_accuracy, "no validation split")]
+                ours = _test_and_validation_cells(evaluation, val_accuracy)
                 delta = round(100 * evaluation.accuracy - paper[0], 2)
             rows.append([f"{ATTRIBUTE_TITLES[attribute]}, lr {rate:g}, {epochs} epochs", rate, epochs,
                          results.cascade_epochs.get(epochs, not_run), *ours, *paper, delta])
@@ -229,10 +235,7 @@ def table_tcdcn(results: Results) -> Table:
             ours, delta = [not_run] * 4, not_run
         else:
             evaluation, val_accuracy = entry
-            ours = [_pct(evaluation.accuracy, "empty test set"),
-                    _pct(evaluation.positive_precision, "class never predicted"),
-                    _pct(evaluation.positive_recall, "class absent"),
-                    _pct(val_accuracy, "no validation split")]
+            ours = _test_and_validation_cells(evaluation, val_accuracy)
             delta = (round(100 * evaluation.accuracy - paper["test_accuracy"], 2) if paper
                      else na("no paper number"))
         rows.append([ATTRIBUTE_TITLES[attribute], config.learning_rate, 45,

@@ -38,13 +38,11 @@ def test_every_package_throughput_case_trains_one_step():
 
 def test_every_headline_points_at_a_computed_cell():
     """The at-a-glance table's cells exist in the recorded smoke tables and committed real runs."""
-    import json
-
-    from common.tables import Table, read_tables
+    from benchmarks.expected import load_expected
+    from common.tables import read_tables
 
     for headline in report.HEADLINES:
-        document = json.loads((report.EXPECTED_DIR / f"{headline.package}.json").read_text())
-        smoke = {name: Table.from_json(name, record) for name, record in document["tables"].items()}
+        smoke = report.smoke_tables(load_expected(headline.package))
         real = read_tables(report.RESULTS_DIR / headline.package / headline.real_run)
         for tables in (smoke, real):
             assert isinstance(report._cell(tables, headline.table, *headline.ours), float), headline
