@@ -47,6 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     reproduce.add_argument("--device", default="auto")
     reproduce.add_argument("--attributes", default=None,
                            help=f"comma-separated subset of {','.join(PAPER_ATTRIBUTES)}")
+    reproduce.add_argument("--seed", type=int, default=None,
+                           help="seed of the held-out split, the domain sampling and training (default 0)")
     reproduce.add_argument("--max-steps", type=int, default=None, help="training steps per model")
     reproduce.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     reproduce.add_argument("--channels-last", action="store_true")
@@ -62,6 +64,8 @@ def build_config(args: argparse.Namespace) -> ReproduceConfig:
         if unknown:
             raise SystemExit(f"unknown attribute(s) {unknown}; Table 1 has {list(PAPER_ATTRIBUTES)}")
         config.data = dataclasses.replace(config.data, attributes=attributes)
+    if args.seed is not None:
+        config.data = dataclasses.replace(config.data, seed=args.seed)
     if args.max_steps is not None:
         config.optim = dataclasses.replace(config.optim, max_steps=args.max_steps)
     config.device = args.device

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "default: synthetic faces")
     reproduce.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default: {DEFAULT_OUT})")
     reproduce.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:1 ...")
+    reproduce.add_argument("--seed", type=int, default=None,
+                           help="seed of the image sample and of training (default 0); the split has its own seed")
     reproduce.add_argument("--split", choices=("random", "official"), default=None,
                            help="random 80/20 as in the paper (default) or CelebA's partition")
     reproduce.add_argument("--pretrained", default=None, metavar="PATH",
@@ -90,6 +93,8 @@ def _run_reproduce(args: argparse.Namespace, argv: list[str]) -> None:
         runtime={"device": args.device, "num_workers": args.num_workers,
                  "progress": False if args.no_progress else None},
     )
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
     facts = reproduce(config, args.out, argv=argv, restart=args.restart)
     print(f"mean AUROC {facts['mean_auroc']:.4f} (paper 0.7611) on {facts['sizes']['test']} held-out "
           f"images; results in {args.out}")

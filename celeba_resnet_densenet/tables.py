@@ -14,7 +14,7 @@ import numpy as np
 
 from celeba_resnet_densenet.config import BACKBONE_TITLES, PAPER_DROPOUTS, PAPER_LEARNING_RATES
 from celeba_resnet_densenet.evaluate import AVERAGES, PAPER_AVERAGE
-from celeba_resnet_densenet.train import VALIDATION_METRICS
+from celeba_resnet_densenet.train import DIVERGENCE_FACTOR, VALIDATION_METRICS
 from common.attributes import CELEBA_ATTRIBUTES
 from common.tables import Table, na
 
@@ -107,6 +107,11 @@ def grid_point_label(learning_rate: float, dropout: float) -> str:
     return f"lr {learning_rate:g}, dropout {dropout:g}"
 
 
+def _metric_cell(value: Any) -> Any:
+    """A validation metric, or why there is none (a diverged run's loss is stored as "inf"/"nan")."""
+    return value if isinstance(value, (int, float)) else na(f"non-finite ({value})")
+
+
 def grid_table(backbone: str, grid, scale: str, selection_metric: str) -> Table:
     """Every point of the paper's grid for one model (validation metrics at each run's best
     epoch); points the run did not train are ``n/a``."""
@@ -117,14 +122,17 @@ def grid_table(backbone: str, grid, scale: str, selection_metric: str) -> Table:
     for lr, dropout in paper_points + sorted(extra_points):
         record = by_point.get((lr, dropout))
         if record is None:
-            rows.append([grid_point_label(lr, dropout)] + [na(f"not in {scale} grid")] * (len(VALIDATION_METRICS) + 2))
+            rows.append([grid_point_label(lr, dropout)] + [na(f"not in {scale} grid")] * (len(VALIDATION_METRICS) + 3))
             continue
         selected = int(record["folder"] == grid.best["folder"])
         rows.append([grid_point_label(lr, dropout), record["best_epoch"]]
-                    + [record["best"][name] for name in VALIDATION_METRICS] + [selected])
+                    + [_metric_cell(record["best"][name]) for name in VALIDATION_METRICS]
+                    + [int(record.get("diverged", False)), selected])
     paper = PAPER_SELECTED_POINT.get(backbone)
     notes = [f"Validation metrics at the epoch with the best {selection_metric}; P/R/F1 averaged "
              f"per image (average=\"{PAPER_AVERAGE}\"); val loss is the class-weighted BCE; "
+             f"Diverged = 1: the validation loss was non-finite or above {DIVERGENCE_FACTOR:g}x the constant "
+             "predictor's at every epoch; such a point is never selected. "
              "Selected = 1 for the point chosen on validation."]
     if paper:
         notes.append(f"The paper selected lr {paper['learning_rate']:g}, dropout {paper['dropout']:g} "
@@ -133,7 +141,7 @@ def grid_table(backbone: str, grid, scale: str, selection_metric: str) -> Table:
         name=f"grid_{backbone}",
         title=f"{_title(backbone)}: hyper-parameter grid, learning rate x dropout (validation)",
         columns=["Grid point", "Best epoch", "Val loss", "Val accuracy", "Val precision",
-                 "Val recall", "Val F1", "Selected"],
+                 "Val recall", "Val F1", "Diverged", "Selected"],
         rows=rows, notes=notes, float_format=".4g")
 
 

@@ -9,6 +9,12 @@ so an interrupted point resumes where it stopped). A finished point leaves ``res
 epoch's weights plus what :mod:`celeba_resnet_densenet.predict` needs); its optimizer
 checkpoints are then deleted. Re-running the grid skips every point that has ``result.json``.
 ``grid.csv`` records every point after each one finishes.
+
+A run *diverged* at an evaluation when its validation loss is non-finite or more than
+``DIVERGENCE_FACTOR`` times the validation loss of the constant predictor (every logit 0, under
+the same weighted loss). Such an epoch is never kept and a run with no healthy epoch is never
+selected: accuracy at a fixed threshold can look fine while the network outputs garbage (seen at
+smoke scale: lr 0.01 points with validation losses of 1e8-1e12 had been selected).
 """
 from __future__ import annotations
 
@@ -41,6 +47,10 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
 WEIGHTS_FILE = "best_weights.pt"
 GRID_CSV = "grid.csv"
+#: Validation loss above this multiple of the constant predictor's marks a diverged evaluation.
+DIVERGENCE_FACTOR = 10.0
+#: The Trainer keeps the best checkpoint by this key: the selection metric, NaN when diverged.
+SELECTION_KEY = "val_selection"
 VALIDATION_METRICS = ("val_loss", "val_accuracy", "val_precision", "val_recall", "val_f1")
 GRID_CSV_COLUMNS = ("learning_rate", "dropout", "status", "selected", "best_epoch", *VALIDATION_METRICS,
                     "train_images_per_second", "train_seconds", "folder")
@@ -72,9 +82,20 @@ def metric_mode(metric: str) -> str:
     return "min" if metric.endswith("loss") else "max"
 
 
+def _finite_or_text(value: Any) -> Any:
+    """``value`` with every non-finite float spelled as text ("nan", "inf"): strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite_or_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_text(item) for item in value]
+    return value
+
+
 def _write_json(path: Path, record: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(_finite_or_text(record), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -86,6 +107,11 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
+def diverged(val_loss: float, constant_val_loss: float) -> bool:
+    """Whether a validation loss marks a diverged network (see the module docstring)."""
+    return not math.isfinite(val_loss) or val_loss > DIVERGENCE_FACTOR * constant_val_loss
+
+
 def run_grid(points: Sequence[GridPoint], train_point: Callable[[GridPoint, Path], dict[str, Any]],
              out_dir: str | os.PathLike, selection_metric: str = "val_accuracy") -> GridResult:
     """Run every point not finished yet, record ``grid.csv``, select the best on validation.
@@ -93,7 +119,8 @@ def run_grid(points: Sequence[GridPoint], train_point: Callable[[GridPoint, Path
     ``train_point(point, folder)`` trains one point in ``folder`` (resuming from its checkpoint
     when there is one) and returns its record, which must hold ``best[selection_metric]``;
     the record is stored as ``folder/result.json``. A point whose ``result.json`` exists is
-    loaded, not retrained. Ties go to the earlier point in grid order.
+    loaded, not retrained. Ties go to the earlier point in grid order. A point whose record says
+    ``"diverged": true`` (no healthy epoch) is never selected.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -119,11 +146,16 @@ def run_grid(points: Sequence[GridPoint], train_point: Callable[[GridPoint, Path
         write_grid_csv(out_dir / GRID_CSV, points, finished, selected=None)
     best, best_value = None, None
     for point in points:
+        if finished[point.name].get("diverged", False):
+            log.warning("grid point %s diverged (validation loss %s): not selectable", point.name,
+                        finished[point.name]["best"].get("val_loss"))
+            continue
         value = float(finished[point.name]["best"][selection_metric])
         if _better(value, best_value, mode):
             best, best_value = finished[point.name], value
     if best is None:
-        raise ValueError(f"no grid point has a finite {selection_metric}")
+        raise ValueError(f"no grid point has a finite {selection_metric} without diverging: "
+                         f"{[point.name for point in points]}; lower the learning rates")
     write_grid_csv(out_dir / GRID_CSV, points, finished, selected=best["folder"])
     return GridResult([finished[point.name] for point in points], best, out_dir)
 
@@ -212,6 +244,7 @@ def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, 
     else:
         criterion = WeightedBCELoss()
     threshold = config.optim.threshold
+    selection = config.grid.selection_metric
     logit_threshold = math.log(threshold / (1.0 - threshold))
 
     def loss_fn(network: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
@@ -223,17 +256,21 @@ def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, 
 
     def evaluate_fn(network: torch.nn.Module) -> dict[str, float]:
         logits, labels = predict_logits(network, datasets["val"], batch_size=config.optim.eval_batch_size)
-        val_loss = criterion(torch.from_numpy(logits), torch.from_numpy(labels).float())
-        metrics = summary_metrics(labels, binarize(sigmoid(logits), threshold))
-        return {"val_loss": float(val_loss), **{f"val_{k}": v for k, v in metrics.items()}}
+        targets = torch.from_numpy(labels).float()
+        val_loss = float(criterion(torch.from_numpy(logits), targets))
+        constant_val_loss = float(criterion(torch.zeros_like(targets), targets))
+        metrics = {f"val_{k}": v for k, v in summary_metrics(labels, binarize(sigmoid(logits), threshold)).items()}
+        metrics.update(val_loss=val_loss, val_constant_loss=constant_val_loss,
+                       val_diverged=float(diverged(val_loss, constant_val_loss)))
+        metrics[SELECTION_KEY] = math.nan if metrics["val_diverged"] else metrics[selection]
+        return metrics
 
     n_steps = steps_per_epoch(len(datasets["train"]), config.optim.batch_size)
-    selection = config.grid.selection_metric
     runtime = config.runtime
     train_config = TrainConfig(
         out_dir=folder, max_steps=n_steps * config.optim.epochs, log_every=n_steps,
         eval_every=n_steps, checkpoint_every=0, bf16=runtime.bf16, channels_last=runtime.channels_last,
-        compile=runtime.compile, device=runtime.device, seed=config.seed, best_metric=selection,
+        compile=runtime.compile, device=runtime.device, seed=config.seed, best_metric=SELECTION_KEY,
         best_mode=metric_mode(selection), tensorboard=runtime.tensorboard, progress=runtime.progress)
     trainer = Trainer(model, optimizer, datasets["train"], train_config,
                       batch_size=config.optim.batch_size, loss_fn=loss_fn, evaluate_fn=evaluate_fn,
@@ -241,21 +278,30 @@ def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, 
     result = trainer.fit(resume=True)
 
     epochs = _epoch_curves(result.history, folder / "log.csv", n_steps)
+    if not epochs:
+        raise RuntimeError(f"{folder}: training finished without a validation evaluation")
     mode = metric_mode(selection)
     best_epoch = None
     for entry in epochs:
-        if best_epoch is None or _better(entry[selection], best_epoch[selection], mode):
+        if not entry["val_diverged"] and (best_epoch is None
+                                          or _better(entry[selection], best_epoch[selection], mode)):
             best_epoch = entry
-    if best_epoch is None:
-        raise RuntimeError(f"{folder}: training finished without a validation evaluation")
-    best_state = load_checkpoint(folder / BEST_CHECKPOINT)
-    save_checkpoint(folder / WEIGHTS_FILE, {"model": best_state["models"]["model"],
-                                            "meta": {**model_metadata(config, backbone, point),
-                                                     "epoch": best_epoch["epoch"]}})
+    run_diverged = best_epoch is None
+    if run_diverged:  # no healthy epoch: report the last one, keep no weights
+        best_epoch = epochs[-1]
+        log.warning("%s diverged at every evaluation (last validation loss %s, constant predictor %s)",
+                    folder, best_epoch["val_loss"], best_epoch["val_constant_loss"])
+    else:
+        best_state = load_checkpoint(folder / BEST_CHECKPOINT)
+        save_checkpoint(folder / WEIGHTS_FILE, {"model": best_state["models"]["model"],
+                                                "meta": {**model_metadata(config, backbone, point),
+                                                         "epoch": best_epoch["epoch"]}})
     for name in (LAST_CHECKPOINT, BEST_CHECKPOINT):
         (folder / name).unlink(missing_ok=True)
     return {
         "backbone": backbone,
+        "diverged": run_diverged,
+        "constant_val_loss": best_epoch["val_constant_loss"],
         "best_epoch": best_epoch["epoch"],
         "best": {name: best_epoch[name] for name in VALIDATION_METRICS},
         "epochs": epochs,

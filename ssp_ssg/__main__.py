@@ -65,6 +65,8 @@ def _reproduce(args) -> int:
     from ssp_ssg.train import RunSettings
 
     config = apply_overrides(ReproduceConfig.for_scale(args.scale), args.set or [])
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
     threads = args.threads if args.threads is not None else config.torch_threads
     if threads is not None:
         torch.set_num_threads(threads)
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "CelebA root); default: synthetic faces")
     reproduce.add_argument("--out", type=Path, default=Path("results/ssp_ssg"))
     reproduce.add_argument("--device", default="auto")
+    reproduce.add_argument("--seed", type=int, default=None,
+                           help="training seed (initialisation, batch order, augmentation); default: the scale's")
     reproduce.add_argument("--masks-root", type=Path, default=None,
                            help=f"pseudo parsing masks (default with --data-root: {DEFAULT_MASKS_ROOT})")
     reproduce.add_argument("--helen-root", type=Path, default=None,

@@ -87,3 +87,36 @@ def test_grid_folder_refuses_a_different_configuration(tmp_path):
     require_same_configuration(tmp_path, experiment_fingerprint(smoke, "resnet50"))  # same config: fine
     with pytest.raises(ValueError, match="another configuration"):
         require_same_configuration(tmp_path, experiment_fingerprint(ExperimentConfig.cpu(), "resnet50"))
+
+
+def test_a_diverged_point_is_never_selected_even_with_the_best_metric(tmp_path):
+    """A point whose record says it diverged (validation loss exploded at every epoch) loses to
+    any healthy point, however good its thresholded accuracy looks."""
+    def train(point, folder):
+        exploded = point.learning_rate == 0.01
+        return {"diverged": exploded, "best_epoch": 1,
+                "best": {"val_accuracy": 0.99 if exploded else VAL_ACCURACY[point.name],
+                         "val_loss": 1.4e12 if exploded else 0.5}, "epochs": []}
+
+    result = run_grid(PAPER_GRID, train, tmp_path, "val_accuracy")
+    assert result.best["folder"] == "lr0.005_dropout0.5"
+    assert [row["folder"] for row in _grid_rows(tmp_path) if row["selected"] == "yes"] == ["lr0.005_dropout0.5"]
+
+
+def test_every_point_diverged_is_an_error_that_names_them(tmp_path):
+    def train(point, folder):
+        return {"diverged": True, "best_epoch": 2, "best": {"val_accuracy": 0.9, "val_loss": float("inf")},
+                "epochs": []}
+
+    with pytest.raises(ValueError, match="without diverging.*lr0.01_dropout0.3"):
+        run_grid(PAPER_GRID[:2], train, tmp_path, "val_accuracy")
+
+
+def test_divergence_rule_flags_non_finite_and_exploded_losses():
+    from celeba_resnet_densenet.train import DIVERGENCE_FACTOR, diverged
+
+    constant = 0.69
+    assert not diverged(0.5, constant) and not diverged(DIVERGENCE_FACTOR * constant, constant)
+    assert diverged(DIVERGENCE_FACTOR * constant * 1.01, constant)
+    assert diverged(float("nan"), constant) and diverged(float("inf"), constant)
+    assert diverged(1.39e12, constant)
