@@ -63,9 +63,11 @@ bench: venv
 	$(PY) -m benchmarks.cpu
 	$(PY) -m benchmarks.throughput
 
-# Re-record benchmarks/expected/<package>.json from fresh smoke runs (review the diff).
+# Re-measure benchmarks/expected/<package>.json: every smoke reproduction over 5 seeds on the native
+# and the portable kernel paths plus seed 0 on the AVX2 path (11 runs per package, two at a time;
+# about 35-50 min on 2 cores; resumes from results/.expected_runs). Review the diff before committing.
 expected: venv
-	$(PY) -m benchmarks.expected --write
+	$(PY) -m benchmarks.expected --measure --write
 
 # Rebuild benchmarks/README.md from the committed results.
 tables: venv

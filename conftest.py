@@ -51,9 +51,10 @@ def synthetic_celeba_root(tmp_path_factory) -> Path:
     return root
 
 
-def run_smoke_reproduction(package: str, out_root: Path) -> Path:
-    """Run ``python -m <package> reproduce --scale smoke`` once per session; return its out dir."""
-    if package not in _SMOKE_RUNS:
+def run_smoke_reproduction(package: str, out_root: Path, cache: bool = True) -> Path:
+    """Run ``python -m <package> reproduce --scale smoke`` (once per session unless ``cache`` is
+    False); return its out dir."""
+    if package not in _SMOKE_RUNS or not cache:
         out_dir = out_root / package
         command = [sys.executable, "-m", package, "reproduce", "--scale", "smoke",
                    "--out", str(out_dir)]
@@ -62,6 +63,8 @@ def run_smoke_reproduction(package: str, out_root: Path) -> Path:
             raise AssertionError(
                 f"{' '.join(command)} exited {completed.returncode}\n"
                 f"--- stdout ---\n{completed.stdout[-4000:]}\n--- stderr ---\n{completed.stderr[-8000:]}")
+        if not cache:
+            return out_dir
         _SMOKE_RUNS[package] = out_dir
     return _SMOKE_RUNS[package]
 

@@ -19,12 +19,16 @@ def _configure_process() -> None:
       oversubscribed CPU spinning threads made a training step 10x slower (measured here).
     - ``tensorboard.compat.notf``: TensorBoard's documented switch to its TensorFlow stub, so that
       ``SummaryWriter`` does not import TensorFlow (seconds of start-up; event files are the same).
+
+    Only when this module runs as the program (``python -m attribute_inversion``): a process that
+    imports it, such as the test suite, may use TensorFlow's summaries, which the stub breaks.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
-_configure_process()
+if __name__ == "__main__":
+    _configure_process()
 
 import torch  # noqa: E402,F401  -- after the OpenMP setting; torch before any tensorflow import
 
@@ -56,14 +60,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_attributes(text: str) -> tuple[str, ...]:
+    """``--attributes`` -> attribute names, in the order given.
+
+    Raises ``SystemExit`` listing Table 1's names for an empty list or name (``","``,
+    ``"Male,,Young"``), a name given twice (each attribute trains its own models once) or an
+    unknown name."""
+    valid = f"give a comma-separated subset of {','.join(PAPER_ATTRIBUTES)}"
+    attributes = tuple(name.strip() for name in text.split(","))
+    if not any(attributes):
+        raise SystemExit(f"--attributes {text!r} names no attribute; {valid}")
+    if "" in attributes:
+        raise SystemExit(f"--attributes {text!r} has an empty name; {valid}")
+    repeated = sorted({name for name in attributes if attributes.count(name) > 1})
+    if repeated:
+        raise SystemExit(f"--attributes {text!r} repeats {repeated}; {valid}")
+    unknown = [name for name in attributes if name not in PAPER_ATTRIBUTES]
+    if unknown:
+        raise SystemExit(f"--attributes {text!r}: unknown attribute(s) {unknown}; {valid}")
+    return attributes
+
+
 def build_config(args: argparse.Namespace) -> ReproduceConfig:
     config = ReproduceConfig.for_scale(args.scale)
-    if args.attributes:
-        attributes = tuple(name.strip() for name in args.attributes.split(",") if name.strip())
-        unknown = [name for name in attributes if name not in PAPER_ATTRIBUTES]
-        if unknown:
-            raise SystemExit(f"unknown attribute(s) {unknown}; Table 1 has {list(PAPER_ATTRIBUTES)}")
-        config.data = dataclasses.replace(config.data, attributes=attributes)
+    if args.attributes is not None:
+        config.data = dataclasses.replace(config.data, attributes=parse_attributes(args.attributes))
     if args.seed is not None:
         config.data = dataclasses.replace(config.data, seed=args.seed)
     if args.max_steps is not None:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from common.attributes import ATTRIBUTE_INDEX
+from common.checkpoint import require_same_configuration
 from common.data.celeba import CelebAAnnotations
 from common.data.dataset import collate_skip_corrupt, corrupt_samples_skipped
 from common.data.sources import open_celeba_source
@@ -35,8 +36,8 @@ from . import tables
 from .config import ReproduceConfig
 from .data import InversionSplit, make_split, heldout_test_set
 from .figures import save_dfn_boxplots, save_sample_grid
-from .train import (invert_with_cyclegan, invert_with_generator, train_cyclegan, train_inversion,
-                    train_judge)
+from .train import (experiment_fingerprint, invert_with_cyclegan, invert_with_generator, train_cyclegan,
+                    train_inversion, train_judge)
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,10 @@ def scale_notes(config: ReproduceConfig, split: InversionSplit, synthetic: bool,
 
 def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = None,
               checkpoint_dir: Path | None = None, argv: list[str] | None = None) -> dict[str, Table]:
-    """The whole pipeline; resumable (each training run continues from its ``last.pt``)."""
+    """The whole pipeline; resumable (each training run continues from its ``last.pt``).
+
+    Raises ``ValueError`` before any training when ``checkpoint_dir`` holds runs of another
+    configuration or data source (see ``train.experiment_fingerprint``)."""
     start = time.time()
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "train"
@@ -233,6 +237,10 @@ def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = N
                                      synthetic_size=config.data.synthetic_size, seed=config.data.seed)
     split = make_split(annotations, config.data)
     log.info("training pool %d images, held out %d", len(split.train_indices), len(split.heldout_indices))
+    require_same_configuration(
+        checkpoint_dir, experiment_fingerprint(config, annotations, synthetic=data_root is None),
+        remedy=f"resume it with the configuration and data it was started with, or start over with "
+               f"another --out (or --checkpoint-dir) or after deleting {checkpoint_dir}")
 
     phase_seconds: dict[str, float] = {}
 

@@ -6,8 +6,10 @@ independently"). GAN updates use ``step_fn`` with one optimizer per network.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +51,27 @@ def linear_decay_schedule(optimizer: torch.optim.Optimizer, optim: OptimConfig) 
         return 1.0 - max(0, step - decay_start) / (decay_steps + 1)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+#: ``ReproduceConfig`` fields that say how a run executes, not what it trains: they may differ
+#: between a run and its resume.
+RUNTIME_FIELDS = ("device", "bf16", "channels_last", "compile", "checkpoint_every")
+
+
+def experiment_fingerprint(config: ReproduceConfig, annotations: CelebAAnnotations,
+                           synthetic: bool) -> dict[str, Any]:
+    """What the checkpoints of a reproduction depend on, recorded in its checkpoint folder by
+    ``common.checkpoint.require_same_configuration`` and compared on every resume.
+
+    The configuration without its runtime fields and its ``evaluation`` section (Table 1 is
+    recomputed from the checkpoints on every run), plus the data source: ``"synthetic"``
+    (rendered from ``config.data``) or the resolved CelebA root, and the number of images used."""
+    record = dataclasses.asdict(config)
+    for name in (*RUNTIME_FIELDS, "evaluation"):
+        record.pop(name)
+    record["data_source"] = "synthetic" if synthetic else str(Path(annotations.root).resolve())
+    record["images"] = len(annotations)
+    return record
 
 
 def train_config(out_dir: Path, config: ReproduceConfig, max_steps: int) -> TrainConfig:

@@ -84,9 +84,11 @@ BAND_MARGIN = 1.0
 #: ... and never narrower than this fraction of the value's magnitude on each side.
 BAND_MIN_RELATIVE = 1e-3
 
-#: Differences between two paper numbers (or other values derived from them) that the tables
-#: print: not in the paper's text, so not checked against it (they are still checked exactly).
-DIFFERENCE_MARKERS = ("Δ", "−", " - ", "delta", "ours", "this run", "harmonic mean")
+#: Differences between two paper numbers (or ours and the paper's), or numbers derived from the
+#: paper's, marked so in a row or column label: not printed in the paper, so not checked against it.
+DIFFERENCE_MARKERS = ("Δ", "−", " - ", "delta", "derived")
+#: Column labels of values that are ours or derived, even in a row about the paper.
+DERIVED_COLUMN_MARKERS = ("ours", "this run", "harmonic mean")
 
 
 def smoke_command(package: str, out_dir: Path | str, seed: int | None = None) -> list[str]:
@@ -116,10 +118,11 @@ def malformed_cells(table_name: str, table: Any) -> list[str]:
 
 
 def is_paper_cell(row_label: str, column: str) -> bool:
-    """Whether a cell holds a number the paper printed: its row or column names the paper, and
-    neither marks a difference or our own result."""
-    labels = f"{row_label} | {column}".lower()
-    return "paper" in labels and not any(marker.lower() in labels for marker in DIFFERENCE_MARKERS)
+    """Whether a cell holds a number the paper printed: its row or column names the paper, neither
+    marks a difference, and the column is not one of our own or derived values."""
+    labels, column = f"{row_label} | {column}".lower(), column.lower()
+    return ("paper" in labels and not any(marker.lower() in labels for marker in DIFFERENCE_MARKERS)
+            and not any(marker in column for marker in DERIVED_COLUMN_MARKERS))
 
 
 # --------------------------------------------------------------------------- building a document

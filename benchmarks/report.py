@@ -54,9 +54,24 @@ HEADLINES = [
 ]
 
 
+def _representative(entry):
+    """One cell of an expected document as a table cell: the number (the median of the measured
+    runs for a banded value) or the text."""
+    if isinstance(entry, dict):
+        if "band" in entry:
+            return entry["seen"][1]
+        if "one_of" in entry:
+            return " / ".join(str(value) for value in entry["one_of"])
+        return entry.get("paper", entry.get("exact"))
+    return entry
+
+
 def smoke_tables(document: dict) -> dict[str, Table]:
-    """The tables of an expected-results document (``benchmarks/expected/<package>.json``)."""
-    return {name: Table.from_json(name, record) for name, record in document["tables"].items()}
+    """The tables of an expected-results document (``benchmarks/expected/<package>.json``), each
+    measured value shown as its median over the measured runs."""
+    return {name: Table.from_json(name, {**record, "rows": [[_representative(cell) for cell in row]
+                                                              for row in record["rows"]]})
+            for name, record in document["tables"].items()}
 
 
 def _cell(tables: dict[str, Table], table: str, row: str, column: str):
@@ -105,8 +120,17 @@ def _smoke_section(package: str) -> list[str]:
     if not path.is_file():
         return ["_No expected smoke results recorded yet (`make expected`)._", ""]
     document = json.loads(path.read_text())
-    lines = [f"### Smoke scale, synthetic faces (recorded {document['recorded']}, checked by CI)", "",
-             f"`{document['command']}`", ""]
+    measured = document["measured"]
+    runs = measured["runs"]
+    lines = [f"### Smoke scale, synthetic faces (measured {measured['date']}, checked by CI)", "",
+             f"`{document['command']}`: values that come out of training are the median of {len(runs)} runs "
+             f"({len({r['seed'] for r in runs})} seeds x kernel paths {', '.join(sorted({r['kernel_path'] for r in runs}))}, "
+             f"{measured['cpu']}); CI checks them against the bands in `benchmarks/expected/{package}.json`.", ""]
+    claims = document.get("claims", {})
+    if claims:
+        lines += ["Paper claims at smoke scale (`benchmarks/claims.py`; checked by CI only where they held in "
+                  "every measured run):", ""]
+        lines += [f"- **{name}**: {status}" for name, status in claims.items()] + [""]
     for table in smoke_tables(document).values():
         lines += [table.to_markdown(), ""]
     return lines

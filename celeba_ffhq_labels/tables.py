@@ -87,8 +87,11 @@ def summary_table(evaluation: AttributeEvaluation, sizes: dict[str, int], transf
          na(_NOT_REPORTED)],
         ["Mean accuracy, searched thresholds", na(_NOT_REPORTED), float(np.mean(evaluation.accuracy)),
          na(_NOT_REPORTED)],
-        ["Training images", PAPER_NUM_IMAGES - paper_test, sizes["train"], na("scale differs")],
-        ["Held-out images (AUROC, thresholds)", paper_test, sizes["test"], na("scale differs")],
+        # The paper prints "20% out of more than 200k images" (§4): its counts are derived from 202,599.
+        ["Training images (paper's count derived: 80 % of 202,599)", PAPER_NUM_IMAGES - paper_test,
+         sizes["train"], na("scale differs")],
+        ["Held-out images (AUROC, thresholds; paper's count derived: 20 % of 202,599)", paper_test,
+         sizes["test"], na("scale differs")],
         ["Label transfer: images labelled", na("FFHQ, 70,000 (count of labelled images not given)"),
          transfer["labelled"], na("different folder")],
         ["Label transfer: unreadable files listed", na(_NOT_REPORTED), transfer["unreadable"],

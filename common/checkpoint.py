@@ -3,35 +3,90 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+#: What :func:`load_checkpoint` tells the user to do about an unreadable checkpoint.
+UNREADABLE_CHECKPOINT_REMEDY = "re-run with --restart to start over, or delete the file"
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then a rename.
 
-    A run killed mid-write leaves the previous checkpoint intact, never a truncated one."""
-    path = Path(path)
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded: empty, truncated, corrupt, or not a checkpoint."""
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+    """``write(temp_path)`` to a temp file beside ``path``, then rename it onto ``path``.
+
+    A process killed mid-write leaves the previous file (or none), never a partial one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(state, temp_path)
+        write(temp_path)
         os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then a rename.
+
+    A run killed mid-write leaves the previous checkpoint intact, never a truncated one."""
+    return write_atomically(Path(path), lambda temp_path: torch.save(state, temp_path))
+
+
+def _archive_problem(path: Path) -> str | None:
+    """Why ``path`` is not an intact ``torch.save`` zip archive, or ``None`` when it is.
+
+    Every member is read back so that its CRC-32 (written by ``torch.save``) is checked: a flipped
+    byte in tensor data is found here, where ``torch.load`` alone would return wrong weights.
+    Members stored without a CRC (``torch.serialization.set_crc32_options(False)``) are skipped.
+    """
+    if path.stat().st_size == 0:
+        return "the file is empty (0 bytes)"
+    if not zipfile.is_zipfile(path):
+        return "it is not the zip archive torch.save writes"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if not any(member.filename.endswith("data.pkl") for member in members):
+                return "the zip archive holds no data.pkl, so it is not a torch checkpoint"
+            for member in members:
+                if member.CRC == 0:
+                    continue
+                with archive.open(member) as stream:
+                    while stream.read(1 << 24):
+                        pass
+    except (zipfile.BadZipFile, EOFError) as error:
+        return f"the zip archive is damaged: {error}"
+    return None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    remedy: str = UNREADABLE_CHECKPOINT_REMEDY) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    An empty, truncated or corrupt file, or one holding objects other than tensors and plain
+    Python values, raises :class:`CheckpointError` naming the file, the problem and ``remedy``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    problem = _archive_problem(path)
+    if problem is None:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            problem = ("it holds objects other than tensors and plain Python values, so it was not "
+                       "written by common.checkpoint.save_checkpoint")
+    raise CheckpointError(f"{path}: unreadable checkpoint (corrupt, truncated or empty): {problem}; "
+                          f"{remedy}")
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -78,19 +133,24 @@ def require_same_configuration(folder: str | os.PathLike, fingerprint: dict[str,
                                remedy: str = "choose another output folder or start over") -> None:
     """Refuse to resume (or add to) ``folder`` when it was started with another configuration.
 
-    The first call records ``fingerprint`` (JSON) in ``folder/record_name``; later calls compare
-    against it and raise ``ValueError`` naming the record and the keys that differ, so checkpoints of
-    two configurations are never silently mixed. Put only what changes the results in the
-    fingerprint (hyper-parameters, data, model), not run-time settings such as the device."""
+    The first call records ``fingerprint`` (JSON, written atomically) in ``folder/record_name``;
+    later calls compare against it and raise ``ValueError`` naming the record and the keys that
+    differ (or that the record is unreadable), so checkpoints of two configurations are never
+    silently mixed. Put only what changes the results in the fingerprint (hyper-parameters, data,
+    model), not run-time settings such as the device."""
     folder = Path(folder)
     record = folder / record_name
     wanted = json.loads(json.dumps(fingerprint))  # tuples -> lists, as stored
     if record.is_file():
-        stored = json.loads(record.read_text(encoding="utf-8"))
+        try:
+            stored = json.loads(record.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{record}: unreadable run record (corrupt or truncated: {error}); "
+                             f"{remedy}") from None
         if stored != wanted:
             changed = sorted(key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key))
             raise ValueError(f"{record}: {folder} holds a run with another configuration (differs in "
                              f"{changed}); {remedy}")
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(wanted, indent=1) + "\n", encoding="utf-8")
+    text = json.dumps(wanted, indent=1) + "\n"
+    write_atomically(record, lambda temp_path: temp_path.write_text(text, encoding="utf-8"))

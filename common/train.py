@@ -3,8 +3,27 @@
 ``Trainer`` owns what is the same in all five papers: device and AMP handling, channels_last,
 optional ``torch.compile``, DistributedDataParallel under ``torchrun``, a seeded epoch order that
 makes a resumed run identical to an uninterrupted one, gradient clipping, per-step LR schedules,
-tqdm / CSV / TensorBoard logging, periodic evaluation, best-checkpoint selection, and atomic
-checkpoints holding models, optimizers, schedulers, AMP scaler, RNG states and the step.
+tqdm / CSV / TensorBoard logging, periodic evaluation, best-checkpoint selection, atomic
+checkpoints holding models, optimizers, schedulers, AMP scaler, RNG states and the step, and a
+graceful stop on SIGTERM / SIGINT (finish the step, write ``last.pt``, raise
+:class:`TrainingInterrupted`).
+
+Resume exactness (one process, on CPU; on GPUs up to the determinism of the kernels): a run
+resumed from ``last.pt``, also mid-epoch, gives bit-identical weights to the uninterrupted run,
+with any ``num_workers``. The epoch order comes from a sampler seeded by (seed, epoch). Data
+augmentation drawn from the global RNGs (torch, NumPy, ``random``) is exact in both loader modes:
+
+- ``num_workers=0``: samples are drawn in the main process from the global streams, which the
+  checkpoint saves and restores;
+- ``num_workers >= 1``: before each sample a worker seeds the global RNGs from
+  (seed, rank, epoch, sample index), so a sample's augmentation depends neither on which worker
+  reads it nor on where the loader started. Weights are then the same for every worker count,
+  but differ from ``num_workers=0`` runs, whose draws follow one stream (same sample order).
+
+A dataset holding its own generator (created in ``__init__``) is outside this guarantee. Under
+DDP the checkpoint holds rank 0's RNG states and every rank restores them, so after a resume the
+ranks other than 0 draw other dropout masks (and, with ``num_workers=0``, augmentations) than in
+the uninterrupted run: same sample order and step count, not the same bits.
 
 What differs between papers is passed in: either ``loss_fn(models, batch) -> (loss, logs)`` for
 a single optimizer, or ``step_fn(trainer, batch) -> logs`` for several (GANs)."""
@@ -13,13 +32,17 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import logging
 import math
+import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -29,7 +52,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
-from common.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from common.checkpoint import (write_atomically, capture_rng_state, load_checkpoint, restore_rng_state,
+                               save_checkpoint)
 from common.data.dataset import collate_skip_corrupt
 from common.gpu import init_distributed, select_device, synchronize
 from common.seed import seed_everything
@@ -39,9 +63,29 @@ log = logging.getLogger(__name__)
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 
+#: Signals on which ``Trainer.fit`` finishes the current step, writes ``last.pt`` and stops.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step."""
+
+
+class TrainingInterrupted(SystemExit):
+    """``Trainer.fit`` stopped on SIGTERM / SIGINT after finishing a step and writing ``last.pt``.
+
+    A ``SystemExit``: left uncaught, it ends the process with status 1 and its one-line message
+    (no traceback), and ``except Exception`` handlers let it through. Catch it to do something
+    else; ``step``, ``checkpoint`` and ``signal_name`` say where the run stopped."""
+
+    def __init__(self, signal_name: str, step: int, max_steps: int, checkpoint: Path):
+        self.signal_name, self.step, self.max_steps, self.checkpoint = signal_name, step, max_steps, checkpoint
+        super().__init__(f"{signal_name}: training stopped at step {step} of {max_steps}; checkpoint "
+                         f"{checkpoint} holds step {step}; run the same command again to resume")
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, Path]]:
+        """Pickle by the constructor's arguments (e.g. from a process-pool worker)."""
+        return type(self), (self.signal_name, self.step, self.max_steps, self.checkpoint)
 
 
 @dataclass
@@ -103,6 +147,28 @@ class _OffsetSampler(Sampler[int]):
         return max(0, len(self.base) - self.offset)  # type: ignore[arg-type]
 
 
+class _SampleSeededDataset(Dataset):
+    """``base`` whose every sample is read with the global RNGs (torch CPU, NumPy, ``random``)
+    seeded from (seed, rank, epoch, index). Used only inside DataLoader worker processes, whose
+    global RNGs are otherwise one stream per worker: which sample got which draw would depend on
+    the worker that read it and on the batch the loader started at, so that a resumed epoch
+    would draw other augmentations than the uninterrupted one."""
+
+    def __init__(self, base: Dataset, seed: int, rank: int, epoch: int):
+        self.base, self.seed, self.rank, self.epoch = base, seed, rank, epoch
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        entropy = (self.seed % 2**64, self.rank, self.epoch, int(index))
+        sample_seed = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
+        torch.default_generator.manual_seed(sample_seed)  # CPU only: workers do not use CUDA
+        np.random.seed(sample_seed % 2**32)
+        random.seed(sample_seed)
+        return self.base[index]
+
+
 class Trainer:
     """See the module docstring. ``models``/``optimizers``/``schedulers`` are one object or a
     dict by name; ``extra_state`` holds other objects with ``state_dict``/``load_state_dict``
@@ -157,6 +223,9 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self._csv_path = config.out_dir / "log.csv"
         self._tb_writer = None
+        self._stop_signal: int | None = None   # set by the signal handler during fit
+        self._handled_signals: tuple[int, ...] = ()  # the signals fit handles now
+        self._last_saved_step: int | None = None  # the step of the last last.pt this run wrote
 
     # ----------------------------------------------------------------- set-up helpers
     def _wrap(self, model: nn.Module) -> nn.Module:
@@ -189,11 +258,15 @@ class Trainer:
         return steps
 
     def _loader(self, epoch: int, batches_done: int) -> DataLoader:
+        dataset = self.train_dataset
+        if self.num_workers > 0:
+            dataset = _SampleSeededDataset(dataset, self.config.seed, self.distributed.rank, epoch)
         return DataLoader(
-            self.train_dataset, batch_size=self.batch_size,
+            dataset, batch_size=self.batch_size,
             sampler=self._sampler(epoch, batches_done * self.batch_size),
             num_workers=self.num_workers, collate_fn=self.collate_fn, drop_last=self.drop_last,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
+            worker_init_fn=functools.partial(_ignore_signals_in_worker, self._handled_signals),
             generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch))
 
     def _to_device(self, batch: Any) -> Any:
@@ -275,8 +348,34 @@ class Trainer:
     def save(self, filename: str) -> None:
         if self.is_main:
             save_checkpoint(self.config.out_dir / filename, self.state_dict())
+        if filename == LAST_CHECKPOINT:
+            self._last_saved_step = self.step
 
     # ----------------------------------------------------------------- logging
+    def _rewrite_log(self, fields: list[str], rows: list[dict[str, str]]) -> None:
+        """Replace ``log.csv`` by ``fields`` and ``rows`` atomically (temp file, then rename), so a
+        crash mid-write leaves the previous file."""
+        def write(temp_path: Path) -> None:
+            with temp_path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+        write_atomically(self._csv_path, write)
+
+    def _drop_log_rows_after(self, step: int) -> None:
+        """Remove the ``log.csv`` rows of steps after ``step``: a run resuming from a checkpoint of
+        ``step`` logs those steps again (and a run started afresh, at step 0, drops them all)."""
+        if not self.is_main or not self._csv_path.is_file():
+            return
+        with self._csv_path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            fields = list(reader.fieldnames or [])
+        kept = [row for row in rows if (logged := _logged_step(row)) is not None and logged <= step]
+        if len(kept) < len(rows):
+            self._rewrite_log(fields, kept)
+
     def _log_row(self, row: dict[str, float]) -> None:
         if not self.is_main:
             return
@@ -289,10 +388,7 @@ class Trainer:
         if fields != existing_fields and existing_fields:
             with self._csv_path.open(newline="") as handle:
                 old_rows = list(csv.DictReader(handle))
-            with self._csv_path.open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(old_rows)
+            self._rewrite_log(fields, old_rows)
         with self._csv_path.open("a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             if not existing_fields:
@@ -339,6 +435,58 @@ class Trainer:
         if final and metric_name is None:
             self.save(BEST_CHECKPOINT)
 
+    # ----------------------------------------------------------------- graceful stop
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """While in the block, SIGTERM / SIGINT only ask the loop to stop (``_stop_signal``).
+
+        Installed in the main thread only (the only one Python delivers signals to); a signal
+        that is ignored (``SIG_IGN``, e.g. SIGINT of a background job) or whose handler was not
+        installed from Python is left alone. The first signal puts the previous handler back, so
+        a second one acts as it would without ``fit`` (SIGINT: ``KeyboardInterrupt``, SIGTERM:
+        termination). The previous handlers are restored when the block ends. DataLoader workers
+        ignore the handled signals (see :func:`_ignore_signals_in_worker`)."""
+        self._stop_signal = None
+        previous: dict[int, Any] = {}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self._stop_signal = signum
+            signal.signal(signum, previous[signum])
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                handler = signal.getsignal(signum)
+                if handler is not None and handler is not signal.SIG_IGN:
+                    previous[signum] = handler
+                    signal.signal(signum, request_stop)
+        self._handled_signals = tuple(previous)
+        try:
+            yield
+        finally:
+            self._handled_signals = ()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _agreed_stop_signal(self) -> int:
+        """The signal asking this run to stop, 0 if none. Under DDP the largest over all ranks
+        (one tiny all-reduce per step), so that every rank stops after the same step."""
+        signum = self._stop_signal or 0
+        if self.distributed.enabled:
+            flag = torch.tensor([signum], device=self.device)  # NCCL reduces device tensors only
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            signum = int(flag.item())
+        return signum
+
+    def _stop_for_signal(self, signum: int) -> NoReturn:
+        """Write ``last.pt`` (unless it already holds this step) and raise
+        :class:`TrainingInterrupted`; under DDP after every rank knows the file is written."""
+        if self._last_saved_step != self.step:
+            self.save(LAST_CHECKPOINT)
+        if self.distributed.enabled:
+            dist.barrier()
+        raise TrainingInterrupted(signal.Signals(signum).name, self.step, self.config.max_steps,
+                                  self.config.out_dir / LAST_CHECKPOINT)
+
     # ----------------------------------------------------------------- the loop
     def _train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         if self.step_fn is not None:
@@ -349,12 +497,26 @@ class Trainer:
         return {"loss": float(loss.detach()), **logs}
 
     def fit(self, resume: bool = True) -> TrainResult:
-        """Train to ``config.max_steps``; resume from ``out_dir/last.pt`` when present."""
+        """Train to ``config.max_steps``; resume from ``out_dir/last.pt`` when present.
+
+        ``log.csv`` keeps only the rows up to the step training starts from, so a resumed run
+        logs no step twice; re-running a finished run neither evaluates nor logs again.
+
+        On SIGTERM or SIGINT (when called from the main thread) the current step is finished,
+        ``last.pt`` written and :class:`TrainingInterrupted` raised, which ends a command-line
+        run with status 1 and one line naming the step and the checkpoint; a signal during the
+        final evaluation stops the run after it. The previous signal handlers are restored when
+        ``fit`` returns or raises."""
+        with self._stop_on_signals():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         config = self.config
         last_path = config.out_dir / LAST_CHECKPOINT
         if resume and last_path.is_file():
             self.load_state_dict(load_checkpoint(last_path, map_location=self.device))
             log.info("resumed %s at step %d", last_path, self.step)
+        self._drop_log_rows_after(self.step)
         if self.is_main:
             config.out_dir.mkdir(parents=True, exist_ok=True)
             if config.tensorboard:
@@ -404,8 +566,16 @@ class Trainer:
                         self.save(LAST_CHECKPOINT)
                     if at_end:
                         break
+                    stop_signal = self._agreed_stop_signal()
+                    if stop_signal:
+                        self._stop_for_signal(stop_signal)
                     step_start = time.perf_counter()
-            self._evaluate_and_checkpoint(final=True)
+            evaluated_at_this_step = bool(self.history) and self.history[-1]["step"] == self.step
+            if not evaluated_at_this_step:  # it was when a finished run is resumed
+                self._evaluate_and_checkpoint(final=True)
+            stop_signal = self._agreed_stop_signal()
+            if stop_signal:
+                self._stop_for_signal(stop_signal)
         finally:
             progress.close()
             if self._tb_writer is not None:
@@ -415,6 +585,25 @@ class Trainer:
                            out_dir=config.out_dir,
                            samples_per_second=(timed_samples / timed_seconds * self.distributed.world_size)
                            if timed_seconds > 0 else None)
+
+
+def _ignore_signals_in_worker(signals: tuple[int, ...], worker_id: int) -> None:
+    """``worker_init_fn`` of the training loader: the worker ignores ``signals`` (those ``fit``
+    handles). A scheduler's cancel (SLURM signals every process of the job) or Ctrl-C reaches the
+    workers too; by default a worker would die of it and the main process fail mid-step with
+    "DataLoader worker is killed", instead of finishing the step. Workers still exit when the
+    loader shuts them down or the main process dies."""
+    for signum in signals:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _logged_step(row: dict[str, str]) -> float | None:
+    """The step of a ``log.csv`` row; ``None`` where it cannot be read (a row cut short by a
+    killed process)."""
+    try:
+        return float(row["step"])
+    except (TypeError, ValueError):
+        return None
 
 
 def _batch_size(batch: Any) -> int:

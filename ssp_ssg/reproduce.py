@@ -28,7 +28,8 @@ from ssp_ssg.evaluate import (attribute_scores, intersection_over_union, majorit
                               mean_localisation_weights, region_masks_from_probabilities,
                               segmentation_confusion, top_channel_activation)
 from ssp_ssg.jobs import (Job, JobResult, PreparedData, ReproductionInputs, celeba_jobs,
-                          lfwa_data, lfwa_jobs, load_final, prepare_data, run_jobs)
+                          lfwa_data, lfwa_jobs, load_final, prepare_data, require_same_experiment,
+                          run_jobs)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,10 @@ def _summary_row(result: JobResult) -> list:
 
 
 def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
-    """Train every job, evaluate, and write tables, figures, ``timings.json`` and ``run.json``."""
+    """Train every job, evaluate, and write tables, figures, ``timings.json`` and ``run.json``.
+
+    Raises ``ValueError`` before any training when ``<out>/checkpoints`` was started with another
+    configuration or data (``jobs.require_same_experiment``)."""
     start = time.time()
     config, out_dir = inputs.config, Path(inputs.out_dir)
     seed_everything(config.seed)
@@ -82,6 +86,7 @@ def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
     logger.info("attributes: %d train / %d test images; parsing: %s", len(data.train_set),
                 len(data.test_set), data.parsing_source)
     jobs = celeba_jobs() + (lfwa_jobs() if inputs.lfwa_root is not None else [])
+    require_same_experiment(inputs, data, jobs)
     results = run_jobs(inputs, jobs, config.parallel_jobs)
 
     test_labels = results["avgpool"].labels

@@ -2,7 +2,9 @@
 CycleGAN (whose image pools are part of the checkpoint), TensorBoard logs and sample grids."""
 from __future__ import annotations
 
+import csv
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -63,16 +65,20 @@ def test_training_is_seeded_and_resumes_exactly(train_fn, data, tmp_path):
     assert (out / "samples" / "step_000004.png").is_file()
 
 
-def test_generator_training_moves_the_losses(data, tmp_path):
+def test_generator_training_lowers_the_reconstruction_loss(data, tmp_path):
+    """Eq. 4's reconstruction term falls from the first 10 steps to the next 10 (log rows are
+    10-step means), every logged loss is finite, and the sample grid's L1 change is measured."""
     annotations, split = data
-    config = tiny_config(6)
+    config = tiny_config(20)
     config.optim = dataclasses.replace(config.optim, learning_rate=2e-3)
     _, result = train_inversion(annotations, split, ATTRIBUTE, config, tmp_path / "ours")
-    header, *rows = (tmp_path / "ours" / "log.csv").read_text().splitlines()
-    columns = header.split(",")
+    with open(tmp_path / "ours" / "log.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["train/g_rec"]]
+    assert [int(row["step"]) for row in rows] == [10, 20]
     for name in ("train/g_rec", "train/g_fm", "train/g_cls_fake", "train/d_cls_real", "train/g_adversarial"):
-        assert name in columns
-    assert "sample_l1_change" in result.history[-1]
+        assert all(math.isfinite(float(row[name])) for row in rows), name
+    assert float(rows[1]["train/g_rec"]) < float(rows[0]["train/g_rec"]), rows  # measured: 0.381 -> 0.350
+    assert result.history[-1]["sample_l1_change"] > 0
 
 
 def test_judge_is_trained_on_the_training_pool_only(data, tmp_path):

@@ -35,6 +35,17 @@ def synthetic_face_path(tmp_path_factory) -> tuple[Path, np.ndarray]:
     return path, face.attributes
 
 
+def _sklearn_metric(smoke_dir: Path, backbone: str, key: str) -> float:
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    saved = np.load(smoke_dir / f"test_predictions_{backbone}.npz")
+    truth, predicted = saved["labels"].astype(int), (saved["probabilities"] >= 0.5).astype(int)
+    if key == "accuracy":
+        return float(accuracy_score(truth.ravel(), predicted.ravel()))
+    scorer = {"precision": precision_score, "recall": recall_score, "f1": f1_score}[key]
+    return float(scorer(truth, predicted, average="samples", zero_division=0))
+
+
 def test_smoke_tables_put_the_paper_beside_ours(smoke_dir):
     tables = read_tables(smoke_dir)
     assert {"test_results", "selected_hyperparameters", "grid_resnet50", "grid_densenet121", "averaging",
@@ -48,14 +59,17 @@ def test_smoke_tables_put_the_paper_beside_ours(smoke_dir):
         backbone = {"ResNet50": "resnet50", "DenseNet121": "densenet121"}[model]
         key = {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F-score": "f1"}[metric]
         assert paper == PAPER_TEST_RESULTS[backbone][key]
-        assert 0.0 <= ours <= 1.0 and delta == pytest.approx(ours - paper)
+        # Ours is what scikit-learn computes from the saved test predictions at threshold 0.5.
+        assert ours == pytest.approx(_sklearn_metric(smoke_dir, backbone, key), abs=1e-12), label
+        assert delta == pytest.approx(ours - paper)
     assert any("Scale smoke" in note for note in results.notes)
     assert len(tables["per_attribute"].rows) == len(CELEBA_ATTRIBUTES) + 1
     grid = tables["grid_resnet50"]
     assert len(grid.rows) == 6  # the paper's 3 x 2 grid, points outside the smoke grid as n/a
-    trained = [row for row in grid.rows if isinstance(row[3], float)]
-    assert [row[0] for row in trained] == ["lr 0.01, dropout 0.3", "lr 0.001, dropout 0.3"]
+    trained = [row for row in grid.rows if isinstance(row[-1], int)]
+    assert [row[0] for row in trained] == ["lr 0.001, dropout 0.3", "lr 0.001, dropout 0.5"]
     assert sum(row[-1] for row in trained) == 1
+    assert all(row[-2] == 0 for row in trained if row[-1] == 1), "a diverged point was selected"
     assert all(cell.startswith("n/a: ") for row in grid.rows if row not in trained for cell in row[1:])
     for table in tables.values():  # the CI regression check keys rows on their (unique) label
         assert len({row[0] for row in table.rows}) == len(table.rows), table.name

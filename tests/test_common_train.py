@@ -238,3 +238,102 @@ def test_measure_training_throughput_reports_positive_rate():
         loss_fn=nn.functional.binary_cross_entropy_with_logits,
         batch_size=4, steps=3, warmup_steps=1, device="cpu", channels_last=True)
     assert result.images_per_second > 0 and result.steps_timed == 3
+
+
+# --------------------------------------------------------------------------- log.csv across resumes
+
+
+def logged_rows(out_dir: Path) -> list[tuple[str, str]]:
+    """(step, eval/accuracy) of every ``log.csv`` row, in file order."""
+    import csv
+
+    with (out_dir / "log.csv").open(newline="") as handle:
+        return [(row["step"], row.get("eval/accuracy", "")) for row in csv.DictReader(handle)]
+
+
+def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path):
+    uninterrupted = make_trainer(tmp_path / "full", max_steps=13, tensorboard=False)
+    uninterrupted.fit()
+
+    calls = {"n": 0}
+
+    def crashing_loss(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 11:  # dies after logging step 10, whose last checkpoint is step 9
+            raise Interrupted("simulated kill")
+        return bce_loss(model, batch)
+
+    with pytest.raises(Interrupted):
+        make_trainer(tmp_path / "resumed", max_steps=13, loss_fn=crashing_loss, tensorboard=False).fit()
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["step"] == 9
+    assert logged_rows(tmp_path / "resumed")[-1] == ("10", "")
+
+    make_trainer(tmp_path / "resumed", max_steps=13, tensorboard=False).fit()
+    assert logged_rows(tmp_path / "resumed") == logged_rows(tmp_path / "full")
+
+
+def test_rerunning_a_finished_fit_neither_evaluates_nor_logs_again(tmp_path):
+    first = make_trainer(tmp_path, max_steps=5, tensorboard=False).fit()
+    log_text = (tmp_path / "log.csv").read_text()
+    again = make_trainer(tmp_path, max_steps=5, tensorboard=False).fit()
+    assert (tmp_path / "log.csv").read_text() == log_text
+    assert again.history == first.history and again.step == 5
+
+
+def test_log_csv_rewrite_for_a_new_column_is_atomic(tmp_path, monkeypatch):
+    def failing_writerows(writer, rows):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("csv.DictWriter.writerows", failing_writerows)
+    # Rows of steps 2 and 4 are logged; the final evaluation adds the eval/accuracy column,
+    # which rewrites the file, and that write fails.
+    with pytest.raises(OSError, match="disk full"):
+        make_trainer(tmp_path, max_steps=4, tensorboard=False).fit()
+    monkeypatch.undo()
+    assert logged_rows(tmp_path) == [("2", ""), ("4", "")]
+    assert not list(tmp_path.glob(".log.csv.tmp-*"))
+
+
+# --------------------------------------------------------------------------- DataLoader workers
+
+
+def make_trainer_with_workers(out_dir: Path, max_steps: int, num_workers: int,
+                              loss_fn=bce_loss) -> Trainer:
+    trainer = make_trainer(out_dir, max_steps, loss_fn=loss_fn, tensorboard=False)
+    trainer.num_workers = num_workers
+    return trainer
+
+
+def test_resume_mid_epoch_with_workers_matches_uninterrupted_run(tmp_path):
+    uninterrupted = make_trainer_with_workers(tmp_path / "full", max_steps=13, num_workers=2)
+    uninterrupted.fit()
+
+    calls = {"n": 0}
+
+    def crashing_loss(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 8:  # resumes at the second batch of epoch 1: another worker reads it
+            raise Interrupted("simulated kill")
+        return bce_loss(model, batch)
+
+    with pytest.raises(Interrupted):
+        make_trainer_with_workers(tmp_path / "resumed", max_steps=13, num_workers=2,
+                                  loss_fn=crashing_loss).fit()
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["step"] == 6
+
+    torch.manual_seed(12345)
+    resumed = make_trainer_with_workers(tmp_path / "resumed", max_steps=13, num_workers=2)
+    assert resumed.fit().step == 13
+    expected, got = final_weights(uninterrupted), final_weights(resumed)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
+
+
+def test_weights_do_not_depend_on_the_number_of_workers(tmp_path):
+    one = make_trainer_with_workers(tmp_path / "one", max_steps=7, num_workers=1)
+    one.fit()
+    two = make_trainer_with_workers(tmp_path / "two", max_steps=7, num_workers=2)
+    two.fit()
+    expected, got = final_weights(one), final_weights(two)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)

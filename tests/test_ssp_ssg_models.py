@@ -12,7 +12,7 @@ from PIL import Image
 from common.attributes import HELEN11_FLIP_PERMUTATION, HELEN11_LABELS, PARTS7_LABELS
 from ssp_ssg.config import ArchitectureConfig, ReproduceConfig
 from ssp_ssg.losses import attribute_loss, deep_supervision_loss, imbalance_class_weights
-from ssp_ssg.models import (PREDICTION_LAYERS, BasicAttributeNet, FrozenSegmentation,
+from ssp_ssg.models import (PREDICTION_LAYERS, BasicAttributeNet, FrozenSegmentation, RegionPooledHead,
                             SegmentationNet, SemanticGatedPooling, SSGAttributeNet,
                             SSPAttributeNet, build_attribute_model, count_parameters,
                             landmark_box_masks, normalise_region_masks, ssp_region_masks)
@@ -83,6 +83,31 @@ def test_ssp_localisation_weights_sum_to_one_over_regions():
     logits, weights = model.forward_with_localisation(torch.rand(4, 3, 48, 40))
     assert logits.shape == (4, 40) and weights.shape == (4, 7, 40)
     torch.testing.assert_close(weights.sum(dim=1), torch.ones(4, 40))
+
+
+def test_ssp_head_matches_a_direct_computation_of_section_3_1_2():
+    """logit[b, a] = sum_r softmax_r(L f_r)[a] * (W f_r)[a], with f_r the features averaged within
+    region r (mask normalised to sum 1): computed here with plain loops, not the module's einsum."""
+    from scipy.special import softmax
+
+    torch.manual_seed(0)
+    head = RegionPooledHead(channels=5, num_attributes=3)
+    features, masks = torch.randn(2, 5, 4, 3), torch.rand(2, 7, 4, 3)
+    masks[1, 2] = 0.0  # an empty region: its features are zero, it still takes part in the softmax
+    logits, weights = head(features, masks)
+    recognition_w, recognition_b = head.recognition.weight.detach().numpy(), head.recognition.bias.detach().numpy()
+    local_w, local_b = head.localisation.weight.detach().numpy(), head.localisation.bias.detach().numpy()
+    for b in range(2):
+        region_features = []
+        for r in range(7):
+            mask = masks[b, r].numpy()
+            mask = mask / mask.sum() if mask.sum() > 0 else mask
+            region_features.append((features[b].numpy() * mask).sum(axis=(1, 2)))
+        region_features = np.stack(region_features)                        # (R, C)
+        local = softmax(region_features @ local_w.T + local_b, axis=0)      # (R, A), over regions
+        expected = (local * (region_features @ recognition_w.T + recognition_b)).sum(axis=0)
+        np.testing.assert_allclose(weights[b].detach().numpy(), local, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(logits[b].detach().numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_ssp_resizes_small_parts_with_max_and_large_ones_with_average_pooling():

@@ -115,8 +115,26 @@ def _first_lines(path: Path, n: int) -> list[str]:
 def _read_count_line(path: Path, line: str) -> int:
     token = line.strip()
     if not token.isdigit():
-        raise ValueError(f"{path}:1: expected the row count, got {line.strip()!r}")
+        raise ValueError(f"{path}:1: expected the row count (is the count line missing?), got "
+                         f"{line.strip()!r}")
     return int(token)
+
+
+def _raise_on_duplicate_names(path: Path, header_lines: int, image_ids: list[str]) -> None:
+    """Raise ``ValueError(path:line: ...)`` naming both lines of the first image listed twice."""
+    duplicated = pd.Index(image_ids).duplicated()
+    if not duplicated.any():
+        return
+    image_id = image_ids[int(np.flatnonzero(duplicated)[0])]
+    line_numbers = []
+    with open(path, "r", encoding="utf-8", newline="") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line_number > header_lines and line.split()[:1] == [image_id]:
+                line_numbers.append(line_number)
+                if len(line_numbers) == 2:
+                    break
+    first, second = line_numbers
+    raise ValueError(f"{path}:{second}: image {image_id!r} is listed again (first at {path}:{first})")
 
 
 def _scan_for_bad_line(path: Path, header_lines: int, n_values: int, kind: type,
@@ -145,7 +163,9 @@ def _scan_for_bad_line(path: Path, header_lines: int, n_values: int, kind: type,
 
 def _read_table(path: Path, *, header_lines: int, n_values: int, kind: type = int,
                 allowed: frozenset[int] | None = None) -> tuple[list[str], np.ndarray]:
-    """Rows ``<image> <n_values values>`` after ``header_lines`` lines -> (names, (N, n_values))."""
+    """Rows ``<image> <n_values values>`` after ``header_lines`` lines -> (names, (N, n_values)).
+
+    An image name listed twice raises ``ValueError`` naming both lines."""
     try:
         frame = pd.read_csv(path, sep=r"\s+", header=None, skiprows=header_lines, dtype={0: str},
                             engine="c")
@@ -166,7 +186,9 @@ def _read_table(path: Path, *, header_lines: int, n_values: int, kind: type = in
                     is_allowed |= array == value
                 valid = bool(is_allowed.all())
             if valid:
-                return frame[0].tolist(), array
+                image_ids = frame[0].tolist()
+                _raise_on_duplicate_names(path, header_lines, image_ids)
+                return image_ids, array
     _scan_for_bad_line(path, header_lines, n_values, kind, allowed)
     raise ValueError(f"{path}: could not be parsed as rows of an image name and {n_values} values")
 
@@ -188,6 +210,9 @@ def read_attribute_file(path: str | os.PathLike) -> tuple[list[str], np.ndarray,
     names = tuple(names_line.split())
     if not names:
         raise ValueError(f"{path}:2: expected the attribute names, got an empty line")
+    if len(names) > 1 and set(names[1:]) <= {"-1", "1"}:
+        raise ValueError(f"{path}:2: expected the attribute names, got a data row for {names[0]!r} "
+                         f"(is the attribute-names line missing?)")
     image_ids, values = _read_table(path, header_lines=2, n_values=len(names), allowed=frozenset({-1, 1}))
     _check_count(path, declared, len(image_ids))
     return image_ids, (values == 1).astype(np.uint8), names

@@ -6,8 +6,13 @@ to ``W' x H'`` maps ``x -> (x + 0.5) * W'/W - 0.5`` (likewise ``y``); a horizont
 ``x -> W' - 1 - x`` and renames left/right points with ``LANDMARK_FLIP_PERMUTATION``; a mask's
 left/right labels are renamed with ``mask_flip_permutation`` (e.g. ``HELEN11_FLIP_PERMUTATION``).
 
-Decoding is PIL's. A corrupt or truncated image (or mask) makes ``__getitem__`` return ``None``;
-pass :func:`collate_skip_corrupt` as the DataLoader's ``collate_fn`` to drop those samples.
+Decoding is PIL's, then :func:`image_to_rgb`: 8-bit images convert as PIL converts them,
+16-bit and 32-bit grey images are scaled to 8 bits first (PIL alone would clip them to white), a
+mode PIL cannot convert raises :class:`UnsupportedImageError`. An image over PIL's
+decompression-bomb limit raises :class:`ImageTooLargeError`. A corrupt, truncated or empty image
+(or mask) makes ``__getitem__`` return ``None`` and is recorded once per file
+(:meth:`FaceDataset.unreadable_files`); pass :func:`collate_skip_corrupt` as the DataLoader's
+``collate_fn`` to drop those samples.
 """
 from __future__ import annotations
 
@@ -27,9 +32,83 @@ from common.attributes import LANDMARK_FLIP_PERMUTATION
 logger = logging.getLogger(__name__)
 
 #: Errors PIL raises for unreadable image bytes (``FileNotFoundError`` is re-raised, not skipped).
-_DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+_DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError)
 #: PIL modes whose pixel values are the labels themselves (``P``: palette indices).
 _LABEL_MODES = ("L", "P", "I", "I;16")
+#: PIL's 16-bit unsigned grey modes (16-bit PNG and TIFF), scaled by their bit depth.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+#: How many unreadable file names :meth:`FaceDataset.unreadable_summary` lists by default.
+UNREADABLE_NAMES_LIMIT = 20
+#: Codes in ``FaceDataset``'s per-sample record of unreadable files.
+_READABLE, _IMAGE_UNREADABLE, _MASK_UNREADABLE = 0, 1, 2
+
+
+class UnsupportedImageError(ValueError):
+    """An image whose pixel format (PIL mode) cannot be turned into 8-bit RGB faithfully."""
+
+
+class ImageTooLargeError(ValueError):
+    """An image over PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``)."""
+
+
+def _grey_to_8_bits(image: Image.Image, path: Path) -> np.ndarray:
+    """A 16-bit (``I;16*``), 32-bit integer (``I``) or float (``F``) grey image as uint8 (H, W).
+
+    ``I;16*`` is scaled by its bit depth (65535 -> 255). ``I`` and ``F`` carry no bit depth, so
+    they are scaled by their value range, widened to include the usual range of the type:
+    ``[min(0, lowest), max(255, highest)]`` for ``I`` (8-bit data stored as ``I`` is unchanged)
+    and ``[min(0, lowest), max(1, highest)]`` for ``F`` (a [0, 1] float image maps to 0..255).
+    """
+    values = np.asarray(image).astype(np.float64)
+    if image.mode in _SIXTEEN_BIT_MODES:
+        low, high = 0.0, 65535.0
+    else:
+        if not np.isfinite(values).all():
+            raise UnsupportedImageError(f"{path}: mode {image.mode} image with NaN or infinite pixels")
+        usual_high = 1.0 if image.mode == "F" else 255.0
+        low, high = min(0.0, float(values.min())), max(usual_high, float(values.max()))
+    return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def image_to_rgb(image: Image.Image, path: str | os.PathLike) -> Image.Image:
+    """``image`` as 8-bit RGB; ``path`` (the file it came from) names it in errors.
+
+    RGB is returned as is; 1, L, P, LA, PA, RGBA, CMYK, YCbCr, ... convert as PIL converts them
+    (alpha is dropped); 16-bit and 32-bit grey modes are scaled to 8 bits first
+    (:func:`_grey_to_8_bits`). A mode PIL cannot convert raises :class:`UnsupportedImageError`.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        return Image.fromarray(_grey_to_8_bits(image, Path(path))).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as error:
+        raise UnsupportedImageError(f"{path}: PIL mode {image.mode!r} cannot be converted to RGB "
+                                    f"({error}); save the image as 8-bit RGB or greyscale") from None
+
+
+def decode_image(path: str | os.PathLike) -> Image.Image | None:
+    """Open and fully decode ``path`` (so truncation shows now), keeping its stored mode.
+
+    Returns ``None`` for corrupt, truncated or empty files. ``FileNotFoundError`` propagates; an
+    image over PIL's decompression-bomb limit (``Image.DecompressionBombError``, or
+    ``Image.DecompressionBombWarning`` when warnings are errors) raises :class:`ImageTooLargeError`.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageTooLargeError(
+            f"{path}: image too large to decode ({error}); PIL's decompression-bomb limit is "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} pixels (an error above twice "
+            f"that, a warning above it): raise it if the file is trusted, or shrink the image") from None
+    except _DECODE_ERRORS as error:
+        logger.debug("unreadable image %s: %s", path, error)
+        return None
+    return image
 
 
 class FaceDataset(Dataset):
@@ -53,6 +132,10 @@ class FaceDataset(Dataset):
             transforms when masks or landmarks must stay aligned.
         normalize: ``(mean, std)`` per channel, applied to the [0, 1] image last.
         mask_flip_permutation: ``perm[label]`` = the label after a horizontal flip.
+
+    Unreadable (corrupt, truncated or empty) images and masks give ``None`` samples and are
+    recorded once per file in shared memory, so reads in DataLoader worker processes count too:
+    :meth:`unreadable_count`, :meth:`unreadable_files`, :meth:`unreadable_summary`.
     """
 
     def __init__(self, image_paths: Sequence[str | os.PathLike], attributes: np.ndarray | None = None,
@@ -91,35 +174,49 @@ class FaceDataset(Dataset):
         self.normalize = normalize
         self.mask_flip_lookup = (None if mask_flip_permutation is None
                                  else np.asarray(mask_flip_permutation, dtype=np.int64))
+        # one code per sample (which of its files is unreadable), in shared memory: forked or
+        # spawned DataLoader workers write here too
+        self._unreadable = torch.zeros(n, dtype=torch.uint8).share_memory_()
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    @staticmethod
-    def _open(path: Path, mode: str | None) -> Image.Image | None:
-        """Decode fully (so truncation shows now, not later); ``None`` if the bytes are bad.
+    def _record_unreadable(self, index: int, code: int) -> None:
+        if int(self._unreadable[index]) == _READABLE:
+            self._unreadable[index] = code
+            logger.warning("skipping unreadable (corrupt, truncated or empty) file %s",
+                           self._unreadable_path(index, code))
 
-        ``mode=None`` keeps the stored mode (label masks: converting a palette image would turn
-        its label indices into grey levels).
-        """
-        try:
-            with Image.open(path) as image:
-                image.load()
-                return image.convert(mode) if mode is not None and image.mode != mode else image.copy()
-        except FileNotFoundError:
-            raise
-        except _DECODE_ERRORS as error:
-            logger.debug("skipping unreadable image %s: %s", path, error)
-            return None
+    def _unreadable_path(self, index: int, code: int) -> Path:
+        return self.image_paths[index] if code == _IMAGE_UNREADABLE else self.mask_paths[index]
+
+    def unreadable_count(self) -> int:
+        """How many files (images or masks) were found unreadable so far, each counted once."""
+        return len(self.unreadable_files())
+
+    def unreadable_files(self, limit: int | None = None) -> list[Path]:
+        """The files found unreadable so far, each once, in dataset order; the first ``limit``."""
+        indices = torch.nonzero(self._unreadable).flatten().tolist()
+        paths = dict.fromkeys(self._unreadable_path(index, int(self._unreadable[index])) for index in indices)
+        return list(paths)[:limit]
+
+    def unreadable_summary(self, limit: int = UNREADABLE_NAMES_LIMIT) -> dict:
+        """For a run record: ``{"unreadable_files": count, "unreadable_file_names": first `limit`}``."""
+        return {"unreadable_files": self.unreadable_count(),
+                "unreadable_file_names": [str(path) for path in self.unreadable_files(limit)]}
 
     def __getitem__(self, index: int) -> dict | None:
-        image = self._open(self.image_paths[index], "RGB")
+        image = decode_image(self.image_paths[index])
         if image is None:
+            self._record_unreadable(index, _IMAGE_UNREADABLE)
             return None
+        image = image_to_rgb(image, self.image_paths[index])
         mask = None
         if self.mask_paths is not None:
-            mask = self._open(self.mask_paths[index], None)
+            # the stored mode is kept: converting a palette mask would turn label indices into greys
+            mask = decode_image(self.mask_paths[index])
             if mask is None:
+                self._record_unreadable(index, _MASK_UNREADABLE)
                 return None
             if mask.mode not in _LABEL_MODES:
                 raise ValueError(f"{self.mask_paths[index]}: a mask must be a single-channel label image "
@@ -180,7 +277,11 @@ _warned = False
 
 
 def corrupt_samples_skipped() -> int:
-    """How many samples :func:`collate_skip_corrupt` has dropped in this process."""
+    """How many samples :func:`collate_skip_corrupt` has dropped in this process.
+
+    A corrupt file read in several epochs counts once per read; which files, each counted once
+    and across worker processes: :meth:`FaceDataset.unreadable_summary`.
+    """
     return _corrupt_skipped
 
 
@@ -200,8 +301,8 @@ def collate_skip_corrupt(batch: list[dict | None]) -> dict | None:
         if not _warned:
             _warned = True
             warnings.warn(f"skipped {n_dropped} corrupt or truncated image(s) in a batch; further "
-                          f"skips are counted silently (common.data.dataset.corrupt_samples_skipped())",
-                          RuntimeWarning, stacklevel=2)
+                          f"skips are counted silently (common.data.dataset.corrupt_samples_skipped(); "
+                          f"the files: FaceDataset.unreadable_files())", RuntimeWarning, stacklevel=2)
     if not kept:
         return None
     return default_collate(kept)

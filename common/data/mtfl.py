@@ -58,6 +58,9 @@ def _parse_line(path: Path, line_number: int, fields: list[str]) -> tuple[str, l
     except ValueError:
         raise ValueError(f"{path}:{line_number}: landmark coordinates must be numbers, got "
                          f"{' '.join(fields[1:11])!r}") from None
+    if not all(math.isfinite(value) for value in coordinates):
+        raise ValueError(f"{path}:{line_number}: landmark coordinates must be finite numbers, got "
+                         f"{' '.join(fields[1:11])!r}")
     codes = []
     for name, token, largest in zip(("gender", "smile", "glasses", "pose"), fields[11:], (2, 2, 2, 5)):
         if not token.isdigit() or not 1 <= int(token) <= largest:

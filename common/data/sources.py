@@ -23,17 +23,23 @@ def resolve_celeba_root(data_root: str | os.PathLike) -> Path:
 
 def open_celeba_source(data_root: str | os.PathLike | None = None, *, synthetic_n: int = 512,
                        synthetic_size: tuple[int, int] = (218, 178), seed: int = 0,
-                       cache_dir: str | os.PathLike = "results/.synthetic") -> CelebAAnnotations:
+                       cache_dir: str | os.PathLike = "results/.synthetic",
+                       verify_md5: bool = False) -> CelebAAnnotations:
     """CelebA annotations from real data, or from synthetic faces when ``data_root`` is None.
 
     ``data_root=None``: ``synthetic_n`` faces of ``synthetic_size = (height, width)`` rendered by
     ``common.synthetic.write_celeba_layout`` into ``cache_dir/<key>`` (reused when the
     parameters match) and read back with :func:`read_celeba`, exactly like real data.
     Otherwise ``data_root`` is a folder holding ``celeba/`` (e.g. ``../shared/data``) or a CelebA
-    root itself.
+    root itself; ``verify_md5`` checks its annotation files against torchvision's published md5
+    (``common.data.celeba.CELEBA_MD5``; a mismatch raises ``ChecksumError``). Synthetic data has
+    no published checksums, so ``verify_md5`` without ``data_root`` raises ``ValueError``.
     """
     if data_root is not None:
-        return read_celeba(resolve_celeba_root(data_root))
+        return read_celeba(resolve_celeba_root(data_root), verify_md5=verify_md5)
+    if verify_md5:
+        raise ValueError("verify_md5 checks real CelebA annotation files against torchvision's "
+                         "published md5; synthetic faces have none (give a data root)")
     from common.synthetic import write_celeba_layout
 
     height, width = synthetic_size
