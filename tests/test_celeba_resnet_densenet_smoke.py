@@ -113,3 +113,30 @@ def test_predict_command_prints_attributes_and_rejects_non_images(smoke_dir, syn
     assert f"{not_an_image}: not a readable image" in completed.stderr
     with pytest.raises(ValueError, match="notes.jpg: not a readable image"):
         predict(not_an_image, checkpoint=checkpoint)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_then_rerun_gives_the_uninterrupted_tables(smoke_dir, tmp_path):
+    """Kill the smoke reproduction with SIGTERM while it trains, re-run the same command: it
+    resumes from last.pt and writes exactly the tables of an uninterrupted run (common.train's
+    signal handling, shared by every package)."""
+    import json
+    import signal
+    import time
+
+    out_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", PACKAGE, "reproduce", "--scale", "smoke", "--out", str(out_dir)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_point = out_dir / "grid" / "resnet50" / "lr0.001_dropout0.3"
+    deadline = time.monotonic() + 300
+    while not (first_point / "last.pt").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert "SIGTERM: training stopped at step" in stderr.strip().splitlines()[-1]
+    assert not (out_dir / "tables.json").exists()
+    subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+    assert (json.loads((out_dir / "tables.json").read_text())
+            == json.loads((smoke_dir / "tables.json").read_text()))
