@@ -51,6 +51,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     reproduce.add_argument("--device", default="auto")
     reproduce.add_argument("--attributes", default=None,
                            help=f"comma-separated subset of {','.join(PAPER_ATTRIBUTES)}")
+    reproduce.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="seed of the held-out split, the domain sampling and training (default 0)")
     reproduce.add_argument("--max-steps", type=int, default=None, help="training steps per model")
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluate import reproduce
 
     config = build_config(args)
+    if args.verify_md5:
+        from common.data.sources import verify_celeba_checksums
+
+        verify_celeba_checksums(args.data_root)
     written = reproduce(config, args.out, data_root=args.data_root, checkpoint_dir=args.checkpoint_dir,
                         argv=[sys.executable, "-m", "attribute_inversion", *argv])
     print((args.out / "table1.md").read_text(encoding="utf-8"))

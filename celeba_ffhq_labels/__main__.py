@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "default: synthetic faces")
     reproduce.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default: {DEFAULT_OUT})")
     reproduce.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:1 ...")
+    reproduce.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="seed of the image sample and of training (default 0); the split has its own seed")
     reproduce.add_argument("--split", choices=("random", "official"), default=None,
@@ -95,6 +96,10 @@ def _run_reproduce(args: argparse.Namespace, argv: list[str]) -> None:
     )
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
+    if args.verify_md5:
+        from common.data.sources import verify_celeba_checksums
+
+        verify_celeba_checksums(args.data_root)
     facts = reproduce(config, args.out, argv=argv, restart=args.restart)
     print(f"mean AUROC {facts['mean_auroc']:.4f} (paper 0.7611) on {facts['sizes']['test']} held-out "
           f"images; results in {args.out}")

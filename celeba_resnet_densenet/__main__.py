@@ -61,6 +61,7 @@ def _add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("val_accuracy", "val_f1", "val_precision", "val_recall", "val_loss"))
     parser.add_argument("--pretrained", type=_pretrained, action="append", default=[],
                         metavar="BACKBONE=PATH", help="local torchvision ImageNet state dict for a backbone")
+    parser.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -106,6 +107,10 @@ def config_from_arguments(args: argparse.Namespace) -> ExperimentConfig:
 def _command_reproduce(args: argparse.Namespace) -> int:
     from celeba_resnet_densenet.pipeline import reproduce
 
+    if args.verify_md5:
+        from common.data.sources import verify_celeba_checksums
+
+        verify_celeba_checksums(args.data_root)
     metrics = reproduce(config_from_arguments(args), args.out, argv=["python", "-m", "celeba_resnet_densenet", *args.argv])
     for backbone, values in metrics.items():
         print(f"{backbone}: " + ", ".join(f"{key} {value:.4f}" for key, value in values.items()))

@@ -64,6 +64,11 @@ def _reproduce(args) -> int:
     from ssp_ssg.reproduce import reproduce
     from ssp_ssg.train import RunSettings
 
+    if args.verify_md5:
+        from common.data.sources import verify_celeba_checksums
+
+        verify_celeba_checksums(args.data_root)
+
     config = apply_overrides(ReproduceConfig.for_scale(args.scale), args.set or [])
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "CelebA root); default: synthetic faces")
     reproduce.add_argument("--out", type=Path, default=Path("results/ssp_ssg"))
     reproduce.add_argument("--device", default="auto")
+    reproduce.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="training seed (initialisation, batch order, augmentation); default: the scale's")
     reproduce.add_argument("--masks-root", type=Path, default=None,

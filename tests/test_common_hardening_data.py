@@ -209,3 +209,28 @@ def test_open_celeba_source_verifies_md5_on_request(tmp_path):
         open_celeba_source(tmp_path, verify_md5=True)
     with pytest.raises(ValueError, match="synthetic faces have none"):
         open_celeba_source(None, verify_md5=True, cache_dir=tmp_path / "synthetic")
+
+
+@pytest.mark.parametrize("package", ["ssp_ssg", "celeba_ffhq_labels", "celeba_resnet_densenet", "attribute_inversion"])
+def test_verify_md5_flag_checks_before_training_and_refuses_synthetic_data(package, tmp_path):
+    """``--verify-md5`` runs before anything is trained: on synthetic faces (no published
+    checksums) it stops at once with a clear error and writes nothing."""
+    import subprocess
+    import sys
+
+    out_dir = tmp_path / "out"
+    completed = subprocess.run([sys.executable, "-m", package, "reproduce", "--verify-md5", "--out", str(out_dir)],
+                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert completed.returncode != 0
+    assert "synthetic faces have none (give a data root)" in completed.stderr
+    assert not out_dir.exists()
+
+
+def test_verify_celeba_checksums_names_a_mismatching_file(tmp_path):
+    from common.data.celeba import ChecksumError
+    from common.data.sources import verify_celeba_checksums
+    from common.synthetic import write_celeba_layout
+
+    root = write_celeba_layout(tmp_path / "celeba", 8, seed=0, height=32, width=24)
+    with pytest.raises(ChecksumError, match="list_"):
+        verify_celeba_checksums(root)

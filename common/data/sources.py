@@ -45,3 +45,10 @@ def open_celeba_source(data_root: str | os.PathLike | None = None, *, synthetic_
     height, width = synthetic_size
     root = Path(cache_dir) / synthetic_celeba_key(synthetic_n, seed, height, width)
     return read_celeba(write_celeba_layout(root, synthetic_n, seed=seed, height=height, width=width))
+
+
+def verify_celeba_checksums(data_root: str | os.PathLike | None) -> None:
+    """What every package's ``--verify-md5`` does before training: check the annotation files under
+    ``data_root`` against their published md5 (``ChecksumError`` names a mismatching file);
+    ``ValueError`` without a data root (synthetic faces have no published checksums)."""
+    open_celeba_source(data_root, verify_md5=True)
