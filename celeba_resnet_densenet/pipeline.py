@@ -144,13 +144,20 @@ def reproduce(config: ExperimentConfig, out_dir: str | os.PathLike, argv: Sequen
                per_attribute_table(per_attribute, test_labels.mean(axis=0), note),
                epoch_log_table(grids)]
     write_tables(tables, out_dir)
+    # Training and validation ran in this process (workers record into shared memory too).
+    unreadable = {name: dataset.unreadable_summary() for name, dataset in datasets.items()}
     plot_training_curves(grids, out_dir / "training_curves.png")
     plot_grid(grids, config.grid.selection_metric, out_dir / "grid_validation.png")
     (out_dir / "throughput.json").write_text(json.dumps(throughput, indent=1) + "\n", encoding="utf-8")
     write_run_record(out_dir, argv, config, start_time=start,
                      extra={"sample": sample.describe(), "throughput": throughput,
                             "corrupt_images_skipped": corrupt_samples_skipped(),
+                            "unreadable_images": unreadable,
                             "test_metrics": test_metrics})
+    for name, summary in unreadable.items():
+        if summary["unreadable_files"]:
+            log.warning("%s split: %d unreadable image(s) skipped: %s", name, summary["unreadable_files"],
+                        ", ".join(summary["unreadable_file_names"]))
     return test_metrics
 
 
