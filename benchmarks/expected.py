@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from common.tables import NA_PREFIX, Table, read_tables
+from common.train import cpu_description
 
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -201,21 +201,6 @@ def build_document(package: str, runs: list[MeasuredRun], claims_held: dict[str,
         "claims": claims_held,
         "tables": tables,
     }
-
-
-def cpu_description() -> str:
-    """CPU model and the instruction-set extensions that decide the kernel paths."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    extensions = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if name in flags]
-    return f"{model} ({', '.join(extensions) or 'no AVX2'}), {os.cpu_count()} cores"
 
 
 # --------------------------------------------------------------------------- checking a run

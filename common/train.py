@@ -35,6 +35,8 @@ import dataclasses
 import functools
 import logging
 import math
+import os
+import platform
 import random
 import signal
 import threading
@@ -55,7 +57,7 @@ from tqdm.auto import tqdm
 from common.checkpoint import (write_atomically, capture_rng_state, load_checkpoint, restore_rng_state,
                                save_checkpoint)
 from common.data.dataset import collate_skip_corrupt
-from common.gpu import init_distributed, select_device, synchronize
+from common.gpu import init_distributed, measure_training_throughput, select_device, synchronize
 from common.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,28 @@ class _SampleSeededDataset(Dataset):
 class Trainer:
     """See the module docstring. ``models``/``optimizers``/``schedulers`` are one object or a
     dict by name; ``extra_state`` holds other objects with ``state_dict``/``load_state_dict``
-    (e.g. a GAN's image history pool) that must survive a resume."""
+    (e.g. a GAN's image history pool) that must survive a resume.
+
+    bf16 on CPU (``config.bf16``): whether autocast pays off depends on the network and the CPU.
+    On an AVX-512/AMX Xeon bf16 + channels_last made a ResNet50 train step 2.2x and a DenseNet121
+    1.9x as fast but the SSP basic net 0.82x (``shared/FINDINGS.md``); CPUs without native bf16
+    only emulate it. So a package offering ``bf16="auto"`` at its real-data CPU scale decides by
+    measurement: when it starts a fresh run it calls :func:`calibrate_bf16` once, with a factory
+    of a throwaway copy of its network, its loss and its batch size, trains with
+    ``TrainConfig(bf16=calibration.use_bf16)`` and records ``dataclasses.asdict(calibration)`` in
+    ``run.json`` (``write_run_record(..., extra={"bf16_calibration": ...})``). A resumed run does
+    not calibrate again but takes ``bf16`` from its checkpoint (``last.pt``'s ``"config"``): the
+    precision shapes the trajectory, and a second timing that came out the other way must not
+    switch it mid-run. Under ``torchrun`` rank 0's decision is to be broadcast, so that the ranks
+    do not time their way to different precisions. ``calibrate_bf16`` times the CPU only; on
+    CUDA bf16 runs on the tensor cores wherever
+    ``torch.cuda.is_bf16_supported(including_emulation=False)``.
+
+    Under autocast (CPU and CUDA) convolutions and matmuls run in bf16, while the standard losses
+    (``binary_cross_entropy_with_logits``, ``cross_entropy``, ``mse_loss``, ``l1_loss``) come out
+    in fp32; a loss reduced by hand from bf16 activations stays bf16 unless cast (``.float()``).
+    Logged values are Python floats, and ``evaluate_fn`` and :func:`predict` run without autocast,
+    so metrics are fp32."""
 
     def __init__(
         self,
@@ -652,3 +675,134 @@ def predict(
                 collected.setdefault(key, []).append(value.cpu().numpy())
     model.train(was_training)
     return {key: np.concatenate(parts) for key, parts in collected.items()}
+
+
+# --------------------------------------------------------------------------- bf16 on CPU
+#: ``/proc/cpuinfo`` flags of bf16 arithmetic in hardware on x86: AVX512_BF16 (bf16 dot products;
+#: Cooper Lake, Sapphire Rapids, AMD Zen 4 and later) and AMX-BF16 (tile matrix multiplies;
+#: Sapphire Rapids and later). Without one of them oneDNN emulates bf16 convolutions and matmuls
+#: (converting to and from fp32), which adds work instead of saving it.
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+#: :func:`calibrate_bf16` chooses bf16 only when its train step is more than this many times as
+#: fast as fp32. bf16 autocast rounds activations and matmul inputs to 8 mantissa bits, so it has
+#: to pay for itself, and a few timed steps on a shared machine vary by some percent; where bf16
+#: helps it helps by far more (1.9-2.2x on DenseNet121 / ResNet50, ``shared/FINDINGS.md``), and
+#: where it hurts (0.82x, the SSP basic net) it is far below.
+BF16_MIN_SPEEDUP = 1.10
+
+
+def _read_cpuinfo() -> str | None:
+    """The text of ``/proc/cpuinfo``; ``None`` where there is none (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+
+
+def _cpuinfo_field(cpuinfo: str, key: str) -> str | None:
+    """The value of the first ``key : value`` line (the first core's; the cores agree)."""
+    for line in cpuinfo.splitlines():
+        name, separator, value = line.partition(":")
+        if separator and name.strip() == key:
+            return value.strip()
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic in hardware (:data:`NATIVE_BF16_CPU_FLAGS`), the
+    condition for bf16 autocast to be worth timing at all. Read from ``/proc/cpuinfo``'s flags;
+    where there is none (not Linux), from torch's own query of AVX512_BF16, which every AMX-BF16
+    CPU also has (``torch.cpu._is_avx512_bf16_supported``, private in torch 2.14; the public
+    ``torch.backends.cpu.get_cpu_capability()`` says ``"AVX512"`` with or without BF16)."""
+    cpuinfo = _read_cpuinfo()
+    if cpuinfo is None:
+        return bool(torch.cpu._is_avx512_bf16_supported())
+    flags = set((_cpuinfo_field(cpuinfo, "flags") or "").split())
+    return any(flag in flags for flag in NATIVE_BF16_CPU_FLAGS)
+
+
+def cpu_description() -> str:
+    """The CPU model, its vector / bf16 extensions, cores and torch threads: where a calibration
+    was measured (a rate means little without them)."""
+    cpuinfo = _read_cpuinfo()
+    model = platform.processor() or platform.machine()
+    if cpuinfo is None:
+        extensions = "extensions unknown"
+    else:
+        model = _cpuinfo_field(cpuinfo, "model name") or model
+        flags = set((_cpuinfo_field(cpuinfo, "flags") or "").split())
+        extensions = ", ".join(f for f in ("avx2", "avx512f", *NATIVE_BF16_CPU_FLAGS) if f in flags) or "no AVX2"
+    return f"{model} ({extensions}), {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+@dataclass(frozen=True)
+class Bf16Calibration:
+    """What :func:`calibrate_bf16` measured and decided; ``dataclasses.asdict`` of it is what a
+    run records in ``run.json``. The rates and the speedup are ``None`` when nothing was timed
+    (no native bf16)."""
+
+    use_bf16: bool
+    reason: str
+    cpu: str
+    native_bf16: bool
+    fp32_images_per_second: float | None
+    bf16_images_per_second: float | None
+    bf16_speedup: float | None       # bf16 / fp32 images per second
+    min_speedup: float
+    batch_size: int
+    steps: int
+    warmup_steps: int
+    channels_last: bool
+
+
+def calibrate_bf16(
+    make_model: Callable[[], nn.Module],
+    make_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
+    steps: int = 3,
+    warmup_steps: int = 1,
+    channels_last: bool = True,
+    *,
+    batch_size: int,
+    min_speedup: float = BF16_MIN_SPEEDUP,
+) -> Bf16Calibration:
+    """Decide bf16 autocast for training this network on this CPU by timing it (see
+    :class:`Trainer` for how a package uses it).
+
+    On a CPU without native bf16 it returns "off" at once, timing nothing: there oneDNN converts
+    bf16 to fp32 and back, which is not expected to be faster (``shared/FINDINGS.md``), and
+    timing would only delay the run. Otherwise one ``make_model()`` and one
+    ``make_batch(batch_size)`` -> ``(inputs, targets)`` are trained ``warmup_steps`` + ``steps``
+    steps (forward, ``loss_fn(outputs, targets)``, backward, AdamW) in fp32 and then under bf16
+    autocast, both in channels_last when ``channels_last`` (so that the ratio is bf16's alone), with
+    :func:`common.gpu.measure_training_throughput`; bf16 is chosen when it is more than
+    ``min_speedup`` times as fast. ``make_model`` should build a throwaway copy: the timed steps
+    change its weights. torch's CPU random state is the same afterwards as before, so calibrating
+    does not change the run that follows."""
+    settings = dict(cpu=cpu_description(), min_speedup=min_speedup, batch_size=batch_size, steps=steps,
+                    warmup_steps=warmup_steps, channels_last=channels_last)
+    if not cpu_has_native_bf16():
+        return Bf16Calibration(
+            use_bf16=False, reason=f"no native bf16 on this CPU ({' / '.join(NATIVE_BF16_CPU_FLAGS)}): "
+            "autocast would emulate it; not timed", native_bf16=False, fp32_images_per_second=None,
+            bf16_images_per_second=None, bf16_speedup=None, **settings)
+    with torch.random.fork_rng(devices=[]):
+        model = make_model()
+        batch = make_batch(batch_size)
+
+        def images_per_second(bf16: bool) -> float:
+            return measure_training_throughput(
+                model, lambda _size: batch, loss_fn, batch_size=batch_size, steps=steps,
+                warmup_steps=warmup_steps, device="cpu", bf16=bf16, channels_last=channels_last,
+            ).images_per_second
+
+        fp32_rate = images_per_second(bf16=False)
+        bf16_rate = images_per_second(bf16=True)
+    speedup = bf16_rate / fp32_rate
+    use_bf16 = speedup > min_speedup
+    return Bf16Calibration(
+        use_bf16=use_bf16,
+        reason=f"bf16 step {speedup:.2f}x fp32 ({'>' if use_bf16 else '<='} {min_speedup:.2f})",
+        native_bf16=True, fp32_images_per_second=fp32_rate, bf16_images_per_second=bf16_rate,
+        bf16_speedup=speedup, **settings)
