@@ -65,7 +65,7 @@ bench: venv
 
 # Re-measure benchmarks/expected/<package>.json: every smoke reproduction over 5 seeds on the native
 # and the portable kernel paths plus seed 0 on the AVX2 path (11 runs per package, two at a time;
-# about 35-50 min on 2 cores; resumes from results/.expected_runs). Review the diff before committing.
+# about 65 min on 2 cores as measured on 2026-11-29; resumes from results/.expected_runs). Review the diff before committing.
 expected: venv
 	$(PY) -m benchmarks.expected --measure --write
 

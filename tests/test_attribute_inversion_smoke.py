@@ -49,15 +49,3 @@ def test_table1_holds_computed_numbers_for_eyeglasses_and_na_elsewhere(out_dir):
         assert isinstance(dfn, float) and 0 < dfn < 5
         assert rows[f"{model} (this run)"][column["Male/Female FID"]] == "n/a: not trained at smoke scale"
         assert rows[f"{model} (paper)"][column["W/Wo eyeglasses FID"]] == PAPER_TABLE1[model]["Eyeglasses"][0]
-
-
-def test_our_generator_inverts_eyeglasses_more_often_than_chance(out_dir):
-    tables = read_tables(out_dir)
-    judge = {row[0]: row[1:] for row in tables["judge"].rows}["Eyeglasses"]
-    balanced_accuracy, unchanged_success = judge
-    assert balanced_accuracy > 0.7  # the judge recognises eyeglasses on held-out synthetic faces
-    details = {row[0]: row[1:] for row in tables["table1_details"].rows}
-    success_column = tables["table1_details"].columns.index("attribute success rate") - 1
-    ours = details["Eyeglasses / ours"][success_column]
-    assert ours > 0.5
-    assert ours > unchanged_success

@@ -117,6 +117,13 @@ def test_compare_accepts_a_run_inside_the_bands_and_names_every_cell_outside(tmp
     assert [(m.table, m.row) for m in missing_row] == [("t1", "rows")]
 
 
+def test_a_constant_number_in_a_trained_column_gets_the_column_margin():
+    """A precision of 0.0 in every run, beside precisions that vary, is not locked in exactly."""
+    expected = _document([[["A", 10.0, 9.14], ["B", 0.0, 8.2]], [["A", 12.0, 9.14], ["B", 0.0, 8.2]]])
+    rows = {row[0]: row for row in expected["tables"]["t1"]["rows"]}
+    assert rows["B"][1]["band"] == [-3.0, 3.0] and rows["B"][2] == {"paper": 8.2}
+
+
 def test_build_document_refuses_runs_with_different_structure():
     with pytest.raises(ValueError, match="other rows or columns"):
         _document([[["A", 1.0, 2.0]], [["B", 1.0, 2.0]]])

@@ -27,16 +27,20 @@ def summary_values(smoke_dir) -> dict[str, list]:
     return {row[0]: row[1:] for row in table.rows}
 
 
-def test_smoke_training_beats_the_all_negative_baseline(smoke_dir):
+def test_smoke_summary_sets_the_paper_beside_a_computed_mean_auroc(smoke_dir):
+    """What the smoke run learns (beating the all-negative baseline, AUROC above chance, the
+    transfer keeping it) is checked as claims measured across seeds and kernel paths
+    (benchmarks/claims.py); here, that the numbers are ours and the paper's where they belong."""
     summary = summary_values(smoke_dir)
-    baseline = summary["Hamming loss, all-negative baseline"][1]
-    assert summary["Hamming loss, threshold 0.5 (Eq. 7)"][1] < baseline
-    assert summary["Hamming loss, searched per-attribute thresholds"][1] < baseline
     assert summary["Mean AUROC (40 attributes)"][0] == PAPER_MEAN_AUROC
-    assert summary["Mean AUROC (40 attributes)"][1] > 0.6
-    # the label transfer to larger faces keeps what was learnt
-    assert (summary["Label transfer: hamming loss of hard labels vs true labels"][1]
-            < summary["Label transfer: hamming loss of the all-negative baseline on the same faces"][1])
+    # The summary's mean is the mean of Fig. 3's per-attribute AUROCs (attributes with one label
+    # only in the held-out split are n/a there and left out of the mean).
+    fig3 = read_tables(smoke_dir)["fig3_auroc"]
+    column = list(fig3.columns).index("Ours AUROC")
+    per_attribute = [row[column] for row in fig3.rows if row[0] in CELEBA_ATTRIBUTES]
+    computed = [value for value in per_attribute if isinstance(value, float)]
+    assert len(per_attribute) == 40 and len(computed) >= 30
+    assert summary["Mean AUROC (40 attributes)"][1] == pytest.approx(sum(computed) / len(computed), abs=1e-12)
 
 
 def test_smoke_writes_every_artefact(smoke_dir):
