@@ -48,8 +48,8 @@ def test_expected_paper_numbers_are_printed_in_the_paper(package):
     paper = PAPERS_DIR / PAPER_FILES[package]
     if not paper.is_file():
         pytest.skip(f"paper text not present at {paper}")
-    expected = load_expected(package)
-    assert not paper_numbers_not_in_text(package, expected, paper.read_text(encoding="utf-8"))
+    problems = paper_numbers_not_in_text(package, load_expected(package), paper.read_text(encoding="utf-8"))
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("package", LANDED_PACKAGES)
