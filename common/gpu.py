@@ -5,6 +5,7 @@ Under ``torchrun`` the process group is initialised from the environment (NCCL o
 CPU) so the same training loop runs on one CPU, one GPU or many machines."""
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from dataclasses import dataclass
@@ -50,7 +51,15 @@ def init_distributed() -> DistributedContext:
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
+        # Tear the group down before the interpreter does (PyTorch asks for it; a group left to
+        # the interpreter's exit is torn down in no defined order).
+        atexit.register(_destroy_process_group)
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def synchronize(device: torch.device) -> None:

@@ -500,12 +500,13 @@ class Trainer:
             signum = int(flag.item())
         return signum
 
-    def _stop_for_signal(self, signum: int) -> NoReturn:
+    def _stop_for_signal(self, signum: int, after_last_step: bool = False) -> NoReturn:
         """Write ``last.pt`` (unless it already holds this step) and raise
-        :class:`TrainingInterrupted`; under DDP after every rank knows the file is written."""
+        :class:`TrainingInterrupted`; during training under DDP after every rank knows the file
+        is written (after the last step, ``last.pt`` is already written by the final evaluation)."""
         if self._last_saved_step != self.step:
             self.save(LAST_CHECKPOINT)
-        if self.distributed.enabled:
+        if self.distributed.enabled and not after_last_step:
             dist.barrier()
         raise TrainingInterrupted(signal.Signals(signum).name, self.step, self.config.max_steps,
                                   self.config.out_dir / LAST_CHECKPOINT)
@@ -596,9 +597,12 @@ class Trainer:
             evaluated_at_this_step = bool(self.history) and self.history[-1]["step"] == self.step
             if not evaluated_at_this_step:  # it was when a finished run is resumed
                 self._evaluate_and_checkpoint(final=True)
-            stop_signal = self._agreed_stop_signal()
-            if stop_signal:
-                self._stop_for_signal(stop_signal)
+            # A signal during the final evaluation: the run is complete and last.pt written, but
+            # the caller must not go on (e.g. to the next grid point). Checked per rank, with no
+            # collective after the last one of the run (a trailing all-reduce made gloo ranks
+            # abort at exit in about 1 of 12 two-rank runs).
+            if self._stop_signal:
+                self._stop_for_signal(self._stop_signal, after_last_step=True)
         finally:
             progress.close()
             if self._tb_writer is not None:
