@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads OpenMP; see Makefile
@@ -55,9 +54,10 @@ def run_smoke_reproduction(package: str, out_root: Path, cache: bool = True) -> 
     """Run ``python -m <package> reproduce --scale smoke`` (once per session unless ``cache`` is
     False); return its out dir."""
     if package not in _SMOKE_RUNS or not cache:
+        from benchmarks.expected import smoke_command
+
         out_dir = out_root / package
-        command = [sys.executable, "-m", package, "reproduce", "--scale", "smoke",
-                   "--out", str(out_dir)]
+        command = smoke_command(package, out_dir)
         completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
         if completed.returncode != 0:
             raise AssertionError(

@@ -51,7 +51,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     reproduce.add_argument("--device", default="auto")
     reproduce.add_argument("--attributes", default=None,
                            help=f"comma-separated subset of {','.join(PAPER_ATTRIBUTES)}")
-    reproduce.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
+    reproduce.add_argument("--verify-md5", action="store_true",
+                           help="check the CelebA annotation files against their published md5 "
+                                "before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="seed of the held-out split, the domain sampling and training (default 0)")
     reproduce.add_argument("--max-steps", type=int, default=None, help="training steps per model")

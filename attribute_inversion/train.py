@@ -6,7 +6,6 @@ independently"). GAN updates use ``step_fn`` with one optimizer per network.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.attributes import ATTRIBUTE_INDEX
+from common.checkpoint import configuration_fingerprint
 from common.data.celeba import CelebAAnnotations
 from common.seed import seed_everything
 from common.train import TrainConfig, Trainer, TrainResult
@@ -66,9 +66,7 @@ def experiment_fingerprint(config: ReproduceConfig, annotations: CelebAAnnotatio
     The configuration without its runtime fields and its ``evaluation`` section (Table 1 is
     recomputed from the checkpoints on every run), plus the data source: ``"synthetic"``
     (rendered from ``config.data``) or the resolved CelebA root, and the number of images used."""
-    record = dataclasses.asdict(config)
-    for name in (*RUNTIME_FIELDS, "evaluation"):
-        record.pop(name)
+    record = configuration_fingerprint(config, without=(*RUNTIME_FIELDS, "evaluation"))
     record["data_source"] = "synthetic" if synthetic else str(Path(annotations.root).resolve())
     record["images"] = len(annotations)
     return record

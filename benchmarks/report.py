@@ -122,10 +122,11 @@ def _smoke_section(package: str) -> list[str]:
     document = json.loads(path.read_text())
     measured = document["measured"]
     runs = measured["runs"]
+    seeds, kernel_paths = {r["seed"] for r in runs}, sorted({r["kernel_path"] for r in runs})
     lines = [f"### Smoke scale, synthetic faces (measured {measured['date']}, checked by CI)", "",
              f"`{document['command']}`: values that come out of training are the median of {len(runs)} runs "
-             f"({len({r['seed'] for r in runs})} seeds x kernel paths {', '.join(sorted({r['kernel_path'] for r in runs}))}, "
-             f"{measured['cpu']}); CI checks them against the bands in `benchmarks/expected/{package}.json`.", ""]
+             f"({len(seeds)} seeds x kernel paths {', '.join(kernel_paths)}, {measured['cpu']}); CI checks "
+             f"them against the bands in `benchmarks/expected/{package}.json`.", ""]
     claims = document.get("claims", {})
     if claims:
         lines += ["Paper claims at smoke scale (`benchmarks/claims.py`; checked by CI only where they held in "

@@ -32,7 +32,7 @@ import torchvision
 from torch import nn
 
 from common.gpu import measure_training_throughput
-from common.train import BF16_MIN_SPEEDUP, calibrate_bf16, cpu_has_native_bf16
+from common.train import BF16_MIN_SPEEDUP, calibrate_bf16, cpu_description, cpu_has_native_bf16
 
 #: Measured on one H100, bf16 autocast + channels_last, eager, batch 128, AdamW (issue #9).
 H100_REFERENCE_IMAGES_PER_SECOND = {
@@ -154,8 +154,6 @@ def cpu_bf16_markdown(records: list[dict], *, cpu: str, batch_size: int, steps: 
 def measure_cpu(cases: dict, *, batch_size: int, steps: int, warmup_steps: int, out_dir: Path) -> Path:
     """Time fp32 vs bf16 on this CPU for ``cases``; write ``throughput-cpu-<stamp>.md`` and
     ``.json`` under ``out_dir``; returns the Markdown path."""
-    from common.train import cpu_description
-
     load_average, now, cpu = os.getloadavg(), dt.datetime.now(), cpu_description()
     print(f"CPU: {cpu}; native bf16: {cpu_has_native_bf16()}", flush=True)
     records = cpu_bf16_rows(cases, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps)

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "default: synthetic faces")
     reproduce.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default: {DEFAULT_OUT})")
     reproduce.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:1 ...")
-    reproduce.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
+    reproduce.add_argument("--verify-md5", action="store_true",
+                           help="check the CelebA annotation files against their published md5 "
+                                "before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="seed of the image sample and of training (default 0); the split has its own seed")
     reproduce.add_argument("--split", choices=("random", "official"), default=None,

@@ -8,7 +8,6 @@ training process by hamming loss").
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import warnings
@@ -20,7 +19,7 @@ import torch
 from scipy.special import expit
 
 from common.attributes import NUM_ATTRIBUTES
-from common.checkpoint import require_same_configuration
+from common.checkpoint import configuration_fingerprint, require_same_configuration
 from common.data.celeba import CelebAAnnotations
 from common.gpu import select_device
 from common.metrics import auroc, hamming_loss
@@ -75,10 +74,8 @@ def cosine_schedule(max_steps: int):
 
 def _experiment_fingerprint(config: ExperimentConfig) -> dict:
     """The parts of the configuration that determine the trained weights (not the runtime)."""
-    record = dataclasses.asdict(config)  # require_same_configuration stores it as JSON
-    for section in ("runtime", "transfer"):  # how it runs / what it labels afterwards
-        record.pop(section)
-    return record
+    # without how it runs and what it labels afterwards
+    return configuration_fingerprint(config, without=("runtime", "transfer"))
 
 
 def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, splits: Splits,

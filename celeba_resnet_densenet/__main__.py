@@ -61,7 +61,9 @@ def _add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("val_accuracy", "val_f1", "val_precision", "val_recall", "val_loss"))
     parser.add_argument("--pretrained", type=_pretrained, action="append", default=[],
                         metavar="BACKBONE=PATH", help="local torchvision ImageNet state dict for a backbone")
-    parser.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
+    parser.add_argument("--verify-md5", action="store_true",
+                        help="check the CelebA annotation files against their published md5 "
+                             "before training")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--no-channels-last", action="store_true")

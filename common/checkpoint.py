@@ -1,13 +1,14 @@
 """Atomic, ``weights_only``-loadable checkpoints and the RNG state that makes a resume exact."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -126,6 +127,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 #: File, in a run or grid folder, recording the configuration the run there was started with.
 RUN_CONFIGURATION_RECORD = "experiment.json"
+
+
+def configuration_fingerprint(config: Any, without: Iterable[str] = ()) -> dict[str, Any]:
+    """``dataclasses.asdict(config)`` less the fields named in ``without`` (dotted for nested
+    sections: ``"data.cache_dir"``): a package's configuration without what only says how a run
+    executes, for :func:`require_same_configuration`."""
+    record = dataclasses.asdict(config)
+    for dotted in without:
+        *sections, name = dotted.split(".")
+        section = record
+        for key in sections:
+            section = section[key]
+        del section[name]
+    return record
 
 
 def require_same_configuration(folder: str | os.PathLike, fingerprint: dict[str, Any],

@@ -11,7 +11,6 @@ refused (:func:`experiment_fingerprint`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from common.checkpoint import require_same_configuration
+from common.checkpoint import configuration_fingerprint, require_same_configuration
 from common.data.mtfl import MTFLAnnotations
 from common.tables import write_run_record, write_tables
 from mtfl_compare.config import ATTRIBUTES, CROPS, ReproduceConfig, describe_reductions
@@ -101,11 +100,9 @@ def experiment_fingerprint(config: ReproduceConfig, pretrained: PretrainedWeight
     another path matches) instead of ``pretrained_checkpoint`` / ``random_init``; and the data:
     ``"synthetic"`` (rendered from ``config.data``) or the resolved MTFL root, with its row counts.
     """
-    record = dataclasses.asdict(config)
-    for name in ("out_dir", "device", "pretrained_checkpoint", "random_init"):
-        record.pop(name)
-    record["data"].pop("cache_dir")
-    record["finetune"].pop("checkpoint_every")
+    record = configuration_fingerprint(config, without=(
+        "out_dir", "device", "pretrained_checkpoint", "random_init", "data.cache_dir",
+        "finetune.checkpoint_every"))
     record["data"]["data_root"] = (str(Path(train_annotations.root).resolve()) if config.data.data_root
                                    else "synthetic")
     record["rows"] = [len(train_annotations), len(test_annotations)]

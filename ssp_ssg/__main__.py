@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "CelebA root); default: synthetic faces")
     reproduce.add_argument("--out", type=Path, default=Path("results/ssp_ssg"))
     reproduce.add_argument("--device", default="auto")
-    reproduce.add_argument("--verify-md5", action="store_true", help="check the CelebA annotation files against their published md5 before training")
+    reproduce.add_argument("--verify-md5", action="store_true",
+                           help="check the CelebA annotation files against their published md5 "
+                                "before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="training seed (initialisation, batch order, augmentation); default: the scale's")
     reproduce.add_argument("--masks-root", type=Path, default=None,

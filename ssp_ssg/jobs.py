@@ -9,7 +9,6 @@ than one job on two threads for these small nets and keeps every run determinist
 from __future__ import annotations
 
 import csv
-import dataclasses
 import multiprocessing
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common.checkpoint import require_same_configuration
+from common.checkpoint import configuration_fingerprint, require_same_configuration
 from common.data.dataset import FaceDataset
 from common.gpu import select_device
 from common.seed import seed_everything
@@ -187,9 +186,7 @@ def experiment_fingerprint(inputs: ReproductionInputs, data: PreparedData) -> di
     """What every network in ``<out>/checkpoints`` depends on: the configuration without its
     runtime fields, and the data: ``"synthetic"`` (rendered from ``config.data``) or the resolved
     CelebA root, parsing-mask folder and Helen root, with the number of CelebA images used."""
-    record = dataclasses.asdict(inputs.config)
-    for name in RUNTIME_FIELDS:
-        record.pop(name)
+    record = configuration_fingerprint(inputs.config, without=RUNTIME_FIELDS)
     annotations = data.source.annotations
     synthetic = data.source.synthetic
     record["celeba"] = "synthetic" if synthetic else _resolved(annotations.root)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.expected import malformed_cells
+from benchmarks.expected import malformed_cells, smoke_command
 from celeba_resnet_densenet.inference import AttributePredictor, predict
 from celeba_resnet_densenet.tables import PAPER_TEST_RESULTS
 from common.attributes import CELEBA_ATTRIBUTES
@@ -125,7 +125,7 @@ def test_sigterm_mid_run_then_rerun_gives_the_uninterrupted_tables(smoke_dir, tm
     import time
 
     out_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", PACKAGE, "reproduce", "--scale", "smoke", "--out", str(out_dir)]
+    command = smoke_command(PACKAGE, out_dir)
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first_point = out_dir / "grid" / "resnet50" / "lr0.001_dropout0.3"
     deadline = time.monotonic() + 300

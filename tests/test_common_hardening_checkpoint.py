@@ -82,3 +82,25 @@ def test_truncated_configuration_record_is_reported_as_unreadable(tmp_path):
     with pytest.raises(ValueError, match="unreadable run record") as caught:
         require_same_configuration(tmp_path, {"lr": 0.1}, remedy="pass --restart")
     assert str(caught.value).startswith(str(record)) and str(caught.value).endswith("pass --restart")
+
+
+def test_configuration_fingerprint_drops_top_level_and_nested_fields():
+    import dataclasses
+
+    from common.checkpoint import configuration_fingerprint
+
+    @dataclasses.dataclass
+    class Data:
+        root: str = "r"
+        cache_dir: str = "c"
+
+    @dataclasses.dataclass
+    class Config:
+        lr: float = 0.1
+        device: str = "cpu"
+        data: Data = dataclasses.field(default_factory=Data)
+
+    assert configuration_fingerprint(Config(), without=("device", "data.cache_dir")) == {
+        "lr": 0.1, "data": {"root": "r"}}
+    with pytest.raises(KeyError):
+        configuration_fingerprint(Config(), without=("data.missing",))

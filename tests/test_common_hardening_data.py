@@ -147,7 +147,7 @@ def test_mtfl_non_finite_coordinate_is_rejected_with_file_and_line(tmp_path, tok
             f" lfw_5590\\b.jpg 10 20 {token} 11 19 10 11 15 20 21 1 2 2 3"]
     path = tmp_path / "training.txt"
     path.write_bytes(("\r\n".join(rows) + "\r\n ").encode())
-    with pytest.raises(ValueError, match=rf"training\.txt:2: landmark coordinates must be finite"):
+    with pytest.raises(ValueError, match=r"training\.txt:2: landmark coordinates must be finite"):
         read_mtfl(tmp_path, "training", require_images=False)
 
 

@@ -44,7 +44,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from common.data.dataset import UNREADABLE_NAMES_LIMIT, decode_image, image_to_rgb
+from common.data.dataset import UNREADABLE_NAMES_LIMIT, decode_image, image_to_rgb, unreadable_record
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +165,7 @@ class ImageCache:
 
     def unreadable_summary(self, limit: int = UNREADABLE_NAMES_LIMIT) -> dict:
         """For a run record: ``{"unreadable_files": count, "unreadable_file_names": first `limit`}``."""
-        return {"unreadable_files": self.unreadable_count(),
-                "unreadable_file_names": [str(path) for path in self.unreadable_files(limit)]}
+        return unreadable_record(self.unreadable_count(), self.unreadable_files(limit))
 
 
 def _npy_data_matches(array_path: Path, shape: tuple[int, ...]) -> bool:
@@ -387,5 +386,4 @@ class CachedImageDataset(Dataset):
 
     def unreadable_summary(self, limit: int = UNREADABLE_NAMES_LIMIT) -> dict:
         """For a run record: ``{"unreadable_files": count, "unreadable_file_names": first `limit`}``."""
-        return {"unreadable_files": self.unreadable_count(),
-                "unreadable_file_names": [str(path) for path in self.unreadable_files(limit)]}
+        return unreadable_record(self.unreadable_count(), self.unreadable_files(limit))

@@ -43,6 +43,12 @@ UNREADABLE_NAMES_LIMIT = 20
 _READABLE, _IMAGE_UNREADABLE, _MASK_UNREADABLE = 0, 1, 2
 
 
+def unreadable_record(count: int, files: Sequence[str | os.PathLike]) -> dict:
+    """How a run record names unreadable files: ``{"unreadable_files": count,
+    "unreadable_file_names": [...]}`` (the names are the first few, ``count`` is all of them)."""
+    return {"unreadable_files": count, "unreadable_file_names": [str(path) for path in files]}
+
+
 class UnsupportedImageError(ValueError):
     """An image whose pixel format (PIL mode) cannot be turned into 8-bit RGB faithfully."""
 
@@ -202,8 +208,7 @@ class FaceDataset(Dataset):
 
     def unreadable_summary(self, limit: int = UNREADABLE_NAMES_LIMIT) -> dict:
         """For a run record: ``{"unreadable_files": count, "unreadable_file_names": first `limit`}``."""
-        return {"unreadable_files": self.unreadable_count(),
-                "unreadable_file_names": [str(path) for path in self.unreadable_files(limit)]}
+        return unreadable_record(self.unreadable_count(), self.unreadable_files(limit))
 
     def __getitem__(self, index: int) -> dict | None:
         image = decode_image(self.image_paths[index])
