@@ -33,7 +33,9 @@ LOGGER = logging.getLogger(__name__)
 #: Class names in the order of the paper's tables, and the label value of each class.
 CLASS_NAMES = {"smiling": ("S", "NS"), "gender": ("F", "M")}
 CLASS_LABELS = {"smiling": (1, 0), "gender": (0, 1)}
-#: The class whose precision / recall Table 5 reports (one number per row in the paper).
+#: The class whose precision / recall Table 5 reports (one number per row in the paper, which
+#: does not name the class; its numbers identify S / M: README, "The paper's precision and
+#: recall rows").
 POSITIVE_CLASS = {"smiling": "S", "gender": "M"}
 
 

@@ -166,7 +166,8 @@ def cascade_cnn(input_size: int = 150, num_classes: int = 2, feature_maps: int =
     (DeepID3) of 128 maps after the fourth convolution, the fourth max-pool, then one fully
     connected layer (DeepID2+'s 512 units) with ReLU and the 2-way softmax output. The
     convolutions share weights everywhere: the paper drops DeepID2+'s locally connected layers.
-    Input: (input_size, input_size, 3) in [0, 1] (150x150 in the paper, §3.1).
+    Input: (input_size, input_size, 3) in [-1, 1] (150x150 in the paper, §3.1; the training
+    loop scales the uint8 crops, README deviation 7).
     """
     keras = import_tensorflow().keras
     images = keras.Input(shape=(input_size, input_size, 3), name="image")
@@ -187,9 +188,9 @@ def cascade_cnn(input_size: int = 150, num_classes: int = 2, feature_maps: int =
 def tcdcn(input_size: int = 60, num_classes: int = 2, fc_units: int = 256):
     """TCDCN feature extractor of §3.4 (Fig. 3), after Zhang et al. (TPAMI 2016).
 
-    Input (60, 60, 3) in [0, 1]: conv 5x5x20, max-pool 2, conv 5x5x48, max-pool 2, conv 3x3x64,
-    max-pool 2, conv 3x3x80 (all valid, stride 1, ReLU), a 256-d fully connected layer with ReLU
-    and the 2-way output for one attribute.
+    Input (60, 60, 3) in [-1, 1] (README deviation 7): conv 5x5x20, max-pool 2, conv 5x5x48,
+    max-pool 2, conv 3x3x64, max-pool 2, conv 3x3x80 (all valid, stride 1, ReLU), a 256-d fully
+    connected layer with ReLU and the 2-way output for one attribute.
     """
     keras = import_tensorflow().keras
     images = keras.Input(shape=(input_size, input_size, 3), name="image")

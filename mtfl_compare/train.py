@@ -137,7 +137,7 @@ class TrainOutcome:
 
 
 def _as_model_input(tf, batch):
-    """uint8 images -> float in [0, 1]; float features pass through."""
+    """uint8 images -> float in [-1, 1] (x / 127.5 - 1); float features pass through."""
     if batch.dtype == tf.uint8:
         return tf.cast(batch, tf.float32) / 127.5 - 1.0
     return tf.cast(batch, tf.float32)
@@ -172,7 +172,7 @@ def train_keras_classifier(model, optimizer, train_inputs: np.ndarray, train_lab
     ``eval_every`` steps (and at the end); keep a TF checkpoint every ``checkpoint_every`` steps
     (default: every evaluation) and a permanent one at each of ``snapshot_steps``.
 
-    ``train_inputs`` are uint8 images (scaled to [0, 1]) or float features. A rerun with the same
+    ``train_inputs`` are uint8 images (scaled to [-1, 1]) or float features. A rerun with the same
     ``run_dir`` restores the latest checkpoint and continues (a finished run trains no further).
     """
     tf = import_tensorflow()
