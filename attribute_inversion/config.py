@@ -71,6 +71,7 @@ class CycleGANConfig:
     lambda_cycle: float = 10.0  # [5] §4 Eq. 3
     lambda_identity: float = 0.5  # [5] §5.2: identity loss, 0.5 x lambda_cycle
     pool_size: int = 50  # [5] §4: history of 50 generated images
+    init_std: float = 0.02  # [5] §7.1: weights from N(0, 0.02) (G and D)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from common.data.sources import open_celeba_source
 from common.gpu import select_device
 from common.metrics import balanced_accuracy
 from common.metrics.dfn import CELEBA_ALIGNED_LANDMARKS, CELEBA_ALIGNED_SIZE, FaceFeatureNorm
-from common.metrics.fid import InceptionFeatureExtractor, fid_from_features
+from common.metrics.fid import InceptionFeatureExtractor, fid_from_features, frechet_distance_from_samples
 from common.tables import Table, write_run_record, write_tables
 
 from . import tables
@@ -93,28 +93,6 @@ def iqr(values: np.ndarray) -> float:
     return float(q75 - q25)
 
 
-def frechet_distance_few_samples(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Eq. 9 for n_a + n_b < D samples of D-d features, exactly, without D x D matrices (to move
-    to ``common.metrics.fid``).
-
-    With centred features A (n_a, D) and B (n_b, D), S_a = A^T A / (n_a - 1) and likewise S_b;
-    the non-zero eigenvalues of S_a S_b are the squared singular values of A B^T / sqrt((n_a - 1)
-    (n_b - 1)), so tr((S_a S_b)^1/2) is that matrix's nuclear norm and tr(S_a) = ||A||_F^2 / (n_a - 1).
-    Equal to ``fid_from_features`` (tested) at a small fraction of its two 2048-d eigendecompositions.
-    """
-    features_a = np.asarray(features_a, np.float64)
-    features_b = np.asarray(features_b, np.float64)
-    if min(len(features_a), len(features_b)) < 2:
-        raise ValueError("FID needs at least 2 samples per side")
-    mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
-    centred_a, centred_b = features_a - mean_a, features_b - mean_b
-    dof_a, dof_b = len(features_a) - 1, len(features_b) - 1
-    trace_sqrt = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum() / np.sqrt(dof_a * dof_b)
-    distance = (np.sum((mean_a - mean_b) ** 2) + np.sum(centred_a ** 2) / dof_a
-                + np.sum(centred_b ** 2) / dof_b - 2 * trace_sqrt)
-    return max(float(distance), 0.0)
-
-
 def cropped_face_landmarks(image_size: int) -> np.ndarray:
     """CelebA's mean aligned landmarks mapped into our centre square crop scaled to ``image_size``
     (``CentreSquareCrop``: the square of side = width, centred vertically), for SFace alignment."""
@@ -142,7 +120,7 @@ class Metrics:
         if total <= self.pca_dims:
             # The union spans at most total - 1 < pca_dims dimensions: the PCA projection is exact
             # (common.metrics.fid) and both variants are one number, computed in sample space.
-            value = frechet_distance_few_samples(real_features, generated_features)
+            value = frechet_distance_from_samples(real_features, generated_features)
             return {"fid": value, "fid_pca": value}
         return {"fid": fid_from_features(real_features, generated_features),
                 "fid_pca": fid_from_features(real_features, generated_features, pca_dim=self.pca_dims)}

@@ -6,7 +6,9 @@
 - :class:`AuxiliaryClassifierDiscriminator`: D of Fig. 1(a) with the real/fake head D_s, the
   attribute head D_cls and the per-layer features used by the feature-matching loss (Eq. 5).
 - :class:`ResnetGenerator`, :class:`PatchDiscriminator`, :class:`ImagePool`: CycleGAN [5] (two of
-  each network; domain A = without the attribute, B = with it).
+  each network; domain A = without the attribute, B = with it), initialised from N(0, 0.02) as [5]
+  §7.1 (:func:`init_cyclegan_weights_`). Ours keep PyTorch's default initialisation: the paper
+  gives none.
 - :class:`AttributeJudge`: a small classifier that measures the attribute success rate (not in the paper).
 """
 from __future__ import annotations
@@ -150,6 +152,25 @@ class AuxiliaryClassifierDiscriminator(nn.Module):
 # --------------------------------------------------------------------------- CycleGAN [5]
 
 
+def init_cyclegan_weights_(network: nn.Module, std: float = 0.02) -> nn.Module:
+    """Zhu et al. [5] §7.1: "Weights are initialized from a Gaussian distribution N(0, 0.02)".
+
+    As the reference implementation's ``init_weights(net, init_type="normal", init_gain=0.02)``:
+    convolution, transposed-convolution and linear weights from N(0, std), their biases 0; affine
+    norm layers (none in [5]'s networks: InstanceNorm without affine) weight N(1, std), bias 0.
+    Draws from torch's global generator in module order, in place; returns ``network``.
+    """
+    for layer in network.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(layer.weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.InstanceNorm2d)) and layer.affine:
+            nn.init.normal_(layer.weight, 1.0, std)
+            nn.init.zeros_(layer.bias)
+    return network
+
+
 class ResnetBlock(nn.Module):
     """Residual block of [5]'s generator: reflection pad, 3x3 conv, InstanceNorm, ReLU, twice."""
 
@@ -165,7 +186,8 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """CycleGAN generator [5] §7.2 (Johnson et al.): c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3."""
+    """CycleGAN generator [5] §7.2 (Johnson et al.): c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3;
+    weights N(0, ``config.init_std``), biases 0 ([5] §7.1)."""
 
     def __init__(self, config: CycleGANConfig | None = None) -> None:
         super().__init__()
@@ -183,13 +205,15 @@ class ResnetGenerator(nn.Module):
                        nn.InstanceNorm2d(width * multiplier // 2), nn.ReLU(inplace=True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, 3, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        init_cyclegan_weights_(self, config.init_std)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image)
 
 
 class PatchDiscriminator(nn.Module):
-    """70x70 PatchGAN of [5] §7.2 (C64-C128-C256-C512, InstanceNorm, LeakyReLU 0.2, 1-channel map)."""
+    """70x70 PatchGAN of [5] §7.2 (C64-C128-C256-C512, InstanceNorm, LeakyReLU 0.2, 1-channel map);
+    weights N(0, ``config.init_std``), biases 0 ([5] §7.1)."""
 
     def __init__(self, config: CycleGANConfig | None = None) -> None:
         super().__init__()
@@ -204,6 +228,7 @@ class PatchDiscriminator(nn.Module):
                        nn.InstanceNorm2d(width * multiplier), nn.LeakyReLU(0.2, inplace=True)]
         layers.append(nn.Conv2d(width * multiplier, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
+        init_cyclegan_weights_(self, config.init_std)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image)

@@ -1,4 +1,4 @@
-"""Networks of attribute_inversion: the 1x1 skip widths of §2.2, shapes, CycleGAN parts."""
+"""Networks of attribute_inversion: the 1x1 skip widths of §2.2, shapes, CycleGAN parts, initialisation."""
 from __future__ import annotations
 
 import inspect
@@ -90,3 +90,50 @@ def test_image_pool_returns_the_dtype_it_is_given():
 
 def test_judge_outputs_one_logit_per_attribute():
     assert AttributeJudge(2, channels=4)(torch.zeros(5, 3, 32, 32)).shape == (5, 2)
+
+
+def _weighted_layers(network):
+    return [layer for layer in network.modules()
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
+
+
+def test_cyclegan_networks_are_initialised_from_n_0_002_with_zero_biases():
+    """Zhu et al. [5] §7.1 / their init_weights("normal", 0.02); at full width (ngf = ndf = 64)."""
+    torch.manual_seed(0)
+    networks = [ResnetGenerator(CycleGANConfig()), PatchDiscriminator(CycleGANConfig())]
+    assert any(isinstance(layer, torch.nn.ConvTranspose2d) for layer in _weighted_layers(networks[0]))
+    for network in networks:
+        layers = _weighted_layers(network)
+        for layer in layers:
+            weight = layer.weight.detach()
+            if weight.numel() >= 1000:  # std of >= 1,000 draws: within 10 % of 0.02 (4.5 sigma)
+                assert abs(weight.std().item() - 0.02) < 0.002, (layer, weight.std().item())
+                assert abs(weight.mean().item()) < 0.002
+            assert layer.bias is None or torch.count_nonzero(layer.bias) == 0
+        assert not [layer for layer in network.modules()  # [5]'s InstanceNorm has no affine parameters
+                    if isinstance(layer, torch.nn.InstanceNorm2d) and layer.affine]
+    # Seed-deterministic: torch's global generator at construction.
+    torch.manual_seed(0)
+    again = ResnetGenerator(CycleGANConfig())
+    assert all(torch.equal(a, b) for a, b in zip(networks[0].state_dict().values(), again.state_dict().values()))
+
+
+def test_paper_networks_keep_pytorchs_default_initialisation():
+    """The paper (Tu et al.) gives no initialisation: G and D keep torch's default, weights and
+    biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (std bound/sqrt(3)), BatchNorm weight 1 and bias 0."""
+    torch.manual_seed(0)
+    networks = [SkipReducedUNet(128, UNetConfig()), AuxiliaryClassifierDiscriminator(128, DiscriminatorConfig())]
+    for network in networks:
+        biases = []
+        for layer in _weighted_layers(network):
+            weight = layer.weight.detach()
+            bound = 1 / weight[0].numel() ** 0.5  # torch's fan_in: size(1) x receptive field
+            assert weight.abs().max() <= bound
+            if weight.numel() >= 1000:
+                assert abs(weight.std().item() - bound / 3 ** 0.5) < 0.1 * bound / 3 ** 0.5
+            if layer.bias is not None:
+                biases.append(layer.bias.detach())
+        assert biases and all(torch.count_nonzero(bias) > 0 for bias in biases if bias.numel() > 1)
+        for layer in network.modules():
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                assert torch.all(layer.weight == 1) and torch.all(layer.bias == 0)

@@ -17,6 +17,7 @@ from common.metrics.fid import (
     fid_between_folders,
     fid_from_features,
     frechet_distance,
+    frechet_distance_from_samples,
     resize_bilinear_tf1,
 )
 
@@ -47,14 +48,31 @@ def test_frechet_distance_matches_sqrtm_formula_and_handles_singular_covariances
         feature_statistics(features[:1])
 
 
-@pytest.mark.parametrize("n_a, n_b", [(12, 30), (100, 80)])
-def test_sample_space_and_covariance_forms_agree(rng, n_a, n_b):
-    """fid_from_features uses the sample-space form when both sets have fewer samples than
-    dimensions (here 40), else the covariance form; both must equal frechet_distance."""
-    features_a = rng.normal(size=(n_a, 40)) @ rng.normal(size=(40, 40))
-    features_b = rng.normal(size=(n_b, 40)) * 0.7 + 0.3
+@pytest.mark.parametrize("n_a, n_b, dim", [(12, 30, 40), (20, 30, 64), (100, 80, 40), (90, 70, 16)])
+def test_sample_space_form_equals_covariance_form(rng, n_a, n_b, dim):
+    """frechet_distance_from_samples is exact with fewer samples than dimensions (where
+    fid_from_features uses it) and with more; fid_from_features agrees in both regimes."""
+    features_a = rng.normal(size=(n_a, dim)) @ rng.normal(size=(dim, dim))
+    features_b = rng.normal(size=(n_b, dim)) * 0.7 + 0.3
     expected = frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    assert frechet_distance_from_samples(features_a, features_b) == pytest.approx(expected, rel=1e-7)
     assert fid_from_features(features_a, features_b) == pytest.approx(expected, rel=1e-7)
+    assert frechet_distance_from_samples(features_b, features_b) == pytest.approx(0.0, abs=1e-9)
+    if min(n_a, n_b) > dim:  # full-rank covariances: scipy's sqrtm form is the independent reference
+        (mu1, sigma1), (mu2, sigma2) = feature_statistics(features_a), feature_statistics(features_b)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+        reference = np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean)
+        assert frechet_distance_from_samples(features_a, features_b) == pytest.approx(reference, rel=1e-7)
+
+
+def test_sample_space_form_rejects_bad_feature_sets(rng):
+    features = rng.normal(size=(5, 8))
+    with pytest.raises(ValueError, match="N >= 2"):
+        frechet_distance_from_samples(features[:1], features)
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        frechet_distance_from_samples(features, features[:, :4])
+    with pytest.raises(ValueError, match="non-finite"):
+        frechet_distance_from_samples(features, np.where(features > 1, np.nan, features))
 
 
 def test_pca_fid_equals_full_fid_in_a_low_rank_subspace_and_never_exceeds_it(rng):

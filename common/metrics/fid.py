@@ -29,7 +29,8 @@ projection is exact (PCA-1024 FID = 2048-d FID) whenever both sets together span
 dimensions, e.g. for at most 1025 images in total.
 
 With fewer images than feature dimensions (smoke scale) ``fid_from_features`` computes the same
-value in sample space (nuclear norm of the cross-Gram matrix), without any 2048x2048 matrix.
+value in sample space (:func:`frechet_distance_from_samples`: nuclear norm of the cross-Gram
+matrix), without any 2048x2048 matrix.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ __all__ = [
     "fid_between_folders",
     "fid_from_features",
     "frechet_distance",
+    "frechet_distance_from_samples",
     "pca_project",
     "resize_bilinear_tf1",
 ]
@@ -241,13 +243,29 @@ def _check_feature_pair(features_a, features_b) -> tuple[np.ndarray, np.ndarray]
     return features_a, features_b
 
 
-def _fid_from_few_samples(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Exact FID without D x D matrices, for fewer samples than dimensions.
+def frechet_distance_from_samples(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance (FID, Heusel et al. 2017; paper 004, Eq. 9) between the Gaussians fitted to
+    two ``(N, D)`` feature sets, computed in sample space, without any D x D matrix.
 
-    With centred features ``A`` (n_a, D) and ``B`` (n_b, D), ``S1 = A'A / (n_a - 1)`` and
-    ``S2 = B'B / (n_b - 1)``; the non-zero eigenvalues of ``S1 S2`` are the squared singular values
-    of ``A B' / sqrt((n_a - 1)(n_b - 1))``, so ``tr((S1 S2)^1/2)`` is that matrix's nuclear norm.
+    This is the form to use when there are fewer samples than feature dimensions (smoke runs,
+    small test splits: an ``n_a x n_b`` SVD instead of two 2048x2048 eigendecompositions, and no
+    rank-deficient covariance to take a square root of). It is exact for any N and D: it equals
+    ``frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))`` up to
+    round-off (tested against it and scipy's ``sqrtm`` form where N >= D).
+
+    Why: with the centred features ``A`` (n_a, D) and ``B`` (n_b, D), the unbiased covariances are
+    ``S_a = A'A / (n_a - 1)`` and ``S_b = B'B / (n_b - 1)``, so ``tr(S_a) = ||A||_F^2 / (n_a - 1)``.
+    ``S_a S_b = A'(A B' B) / ((n_a - 1)(n_b - 1))`` has the same non-zero eigenvalues as
+    ``(A B')(A B')' / ((n_a - 1)(n_b - 1))`` (XY and YX share their non-zero eigenvalues, Horn &
+    Johnson, *Matrix Analysis*, 2nd ed., Thm. 1.3.22), i.e. the squared singular values of
+    ``M = A B' / sqrt((n_a - 1)(n_b - 1))``. Hence ``tr((S_a S_b)^1/2)`` is the nuclear norm of
+    ``M``, and the distance is ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 ||M||_*``, clipped at 0
+    against round-off. Fréchet distance between Gaussians: Dowson & Landau, J. Multivariate
+    Analysis 12 (1982).
+
+    Both sets need at least 2 finite samples of the same dimension (``ValueError`` otherwise).
     """
+    features_a, features_b = _check_feature_pair(features_a, features_b)
     n_a, n_b = len(features_a), len(features_b)
     mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
     centred_a, centred_b = features_a - mean_a, features_b - mean_b
@@ -261,14 +279,14 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray, pca_dim: i
     """FID between two ``(N, D)`` feature sets; ``pca_dim=1024`` is paper 004's variant.
 
     With fewer samples than dimensions in both sets (smoke runs, small test splits) the exact
-    sample-space form :func:`_fid_from_few_samples` is used; otherwise :func:`frechet_distance`
-    on the covariances. Both give the same value (checked in the tests).
+    sample-space form :func:`frechet_distance_from_samples` is used; otherwise
+    :func:`frechet_distance` on the covariances. Both give the same value (checked in the tests).
     """
     features_a, features_b = _check_feature_pair(features_a, features_b)
     if pca_dim is not None:
         features_a, features_b = pca_project(features_a, features_b, pca_dim)
     if max(len(features_a), len(features_b)) < features_a.shape[1]:
-        return _fid_from_few_samples(features_a, features_b)
+        return frechet_distance_from_samples(features_a, features_b)
     return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
 
 
