@@ -1,10 +1,14 @@
-"""Command line: ``python -m celeba_ffhq_labels {reproduce,label} ...``.
+"""Command line: ``python -m celeba_ffhq_labels {reproduce,label,export} ...``.
 
     reproduce [--scale smoke|cpu|paper] [--data-root DIR] [--out DIR] [--device auto] ...
-        train on CelebA, Fig. 3 + tables, thresholds, classifier.pt, label-transfer example
+        train on CelebA (identity-disjoint train / val / test), Fig. 3 + tables with intervals,
+        validation thresholds, geometry check, classifier.pt, label-transfer example
         (resumes from <out>/train/last.pt when present)
-    label --images DIR --out labels.csv [--checkpoint PATH] [--thresholds JSON]
-        soft and hard labels for every image of a folder of faces (FFHQ, CelebA-HQ, any size)
+    label --images DIR --out labels.csv [--checkpoint PATH] [--geometry auto|celeba|celeba-hq|resize]
+        soft and hard labels for every image of a folder of faces (FFHQ, CelebA-HQ, CelebA, any size),
+        with the shipped labeller unless --checkpoint names another
+    export --checkpoint RUN/classifier.pt [--out celeba_ffhq_labels/pretrained/NAME.pt]
+        a classifier as a shipped model (common.export: int8 / fp16, at most 10 MiB)
 """
 from __future__ import annotations
 
@@ -13,13 +17,18 @@ import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 
 # OpenMP threads that sleep instead of spinning while they wait: identical results, and on a shared
 # CPU the smoke run took 2.5 instead of 7.5 minutes (load ~5 on 2 cores). Must precede torch's import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_OUT = "results/celeba_ffhq_labels"
-DEFAULT_CHECKPOINT = f"{DEFAULT_OUT}/classifier.pt"
+from celeba_ffhq_labels.config import SHIPPED_MODEL_NAME  # noqa: E402  -- light: no torch
+
+#: Where ``label`` looks for its default model and ``export`` writes.
+SHIPPED_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / SHIPPED_MODEL_NAME
+_SHIPPED_MODEL_SHOWN = f"celeba_ffhq_labels/pretrained/{SHIPPED_MODEL_NAME}"
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -56,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "before training")
     reproduce.add_argument("--seed", type=int, default=None,
                            help="seed of the image sample and of training (default 0); the split has its own seed")
-    reproduce.add_argument("--split", choices=("random", "official"), default=None,
-                           help="random 80/20 as in the paper (default) or CelebA's partition")
+    reproduce.add_argument("--split", choices=("auto", "official", "identity"), default=None,
+                           help="train / val / test, never one person in two of them: CelebA's "
+                                "official partition, a carve-out by identity (70/10/20), or auto: the "
+                                "official partition when the images hold all three parts, else by "
+                                "identity (default: official at paper scale, auto otherwise)")
     reproduce.add_argument("--pretrained", default=None, metavar="PATH",
                            help="local ImageNet weights of the architecture (timm state dict)")
     reproduce.add_argument("--max-images", type=int, default=None, help="use a random sample")
@@ -71,16 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     label = commands.add_parser("label", help="soft + hard labels for a folder of face images")
-    label.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    label.add_argument("--images", required=True, nargs="+",
+                       help="image files and / or folders (searched recursively)")
     label.add_argument("--out", required=True, help="CSV to write")
-    label.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                       help=f"classifier written by reproduce (default: {DEFAULT_CHECKPOINT})")
+    label.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help=f"a results folder of reproduce, its classifier.pt, or a shipped model "
+                            f"(default: the shipped labeller, {_SHIPPED_MODEL_SHOWN})")
+    label.add_argument("--geometry", choices=("auto", "celeba", "celeba-hq", "resize"), default="auto",
+                       help="how the faces are cropped, so they can be mapped to CelebA's aligned frame "
+                            "the model was trained on: celeba (aligned 178x218 frame), celeba-hq "
+                            "(square CelebA-HQ / FFHQ crop, face much tighter), auto (178:218 -> celeba, "
+                            "square -> celeba-hq, anything else an error), resize (no mapping: stretch "
+                            "to the model input) (default: auto)")
     label.add_argument("--thresholds", default=None,
-                       help="thresholds JSON (default: the ones stored in the checkpoint)")
+                       help="thresholds JSON (default: the validation thresholds stored with the model)")
     label.add_argument("--batch-size", type=int, default=64)
     label.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (decoding)")
     label.add_argument("--device", default="auto")
     label.add_argument("--no-progress", action="store_true")
+
+    export = commands.add_parser("export", help="write a trained classifier as a shipped model (<= 10 MiB)")
+    export.add_argument("--checkpoint", required=True, metavar="PATH",
+                        help="a results folder of reproduce or its classifier.pt")
+    export.add_argument("--out", default=SHIPPED_MODEL_PATH,
+                        help=f"model file to write (default: {_SHIPPED_MODEL_SHOWN})")
     return parser
 
 
@@ -103,27 +129,34 @@ def _run_reproduce(args: argparse.Namespace, argv: list[str]) -> None:
 
         verify_celeba_checksums(args.data_root)
     facts = reproduce(config, args.out, argv=argv, restart=args.restart)
-    print(f"mean AUROC {facts['mean_auroc']:.4f} (paper 0.7611) on {facts['sizes']['test']} held-out "
-          f"images; results in {args.out}")
+    interval = facts["test_intervals"]["metrics"]["mean_auroc"]
+    print(f"mean AUROC {facts['mean_auroc']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}] (paper "
+          f"0.7611) on {facts['sizes']['test']} test images ({facts['split']['rule']}); results in {args.out}")
 
 
 def _run_label(args: argparse.Namespace) -> None:
     from common.gpu import select_device
 
     from celeba_ffhq_labels.evaluate import read_thresholds
-    from celeba_ffhq_labels.models import load_classifier
-    from celeba_ffhq_labels.transfer import label_folder
+    from celeba_ffhq_labels.transfer import Labeller
 
-    model, model_config = load_classifier(args.checkpoint)
-    thresholds = (read_thresholds(args.thresholds) if args.thresholds
-                  else model.decision_thresholds.numpy().astype("float64"))
-    labelled = label_folder(model, model_config, args.images, args.out, thresholds,
-                            batch_size=args.batch_size, device=select_device(args.device),
-                            progress=not args.no_progress, num_workers=args.num_workers)
-    print(f"labelled {int(labelled.readable.sum())} of {len(labelled.images)} images -> {args.out}")
+    thresholds = read_thresholds(args.thresholds) if args.thresholds else None
+    labeller = Labeller.from_file(args.checkpoint, geometry=args.geometry, device=select_device(args.device),
+                                  thresholds=thresholds)
+    labelled = labeller.label(args.images, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
+                              progress=not args.no_progress)
+    print(f"labelled {int(labelled.readable.sum())} of {len(labelled.images)} images with "
+          f"{labeller.source} -> {args.out}")
     if labelled.unreadable:
         print(f"{len(labelled.unreadable)} unreadable (status 'unreadable' in the CSV): "
               + ", ".join(labelled.unreadable[:10]) + (" ..." if len(labelled.unreadable) > 10 else ""))
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from celeba_ffhq_labels.models import export_classifier
+
+    path = export_classifier(args.checkpoint, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB) from {args.checkpoint}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,8 +165,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.command == "reproduce":
         _run_reproduce(args, ["python", "-m", "celeba_ffhq_labels", *argv])
+    elif args.command == "label":
+        try:
+            _run_label(args)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"error: {error}") from None
     else:
-        _run_label(args)
+        _run_export(args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""CelebA for Le & Lee §2.1 / §3.1: the images, the 80/20 random split, RandAugment.
+"""CelebA for Le & Lee §2.1 / §3.1: the images, the identity-disjoint train / val / test split,
+RandAugment.
 
 All datasets are ``common.data.dataset.FaceDataset`` objects: images resized to the model input
 (§3.1: "We resized the CelebA images to 224 x 224"), ImageNet-normalised, with the 40 attributes.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from torchvision.transforms import RandAugment
@@ -17,30 +17,52 @@ from torchvision.transforms import RandAugment
 from common.data.celeba import CelebAAnnotations
 from common.data.dataset import FaceDataset, celeba_dataset
 from common.data.sources import open_celeba_source
-from common.data.splits import official_split, random_sample, random_split
+from common.data.splits import identity_split, official_split, random_sample
 
-from celeba_ffhq_labels.config import IMAGENET_MEAN, IMAGENET_STD, DataConfig, ModelConfig
+from celeba_ffhq_labels.config import IMAGENET_MEAN, IMAGENET_STD, SPLITS, DataConfig, ModelConfig
 
 logger = logging.getLogger(__name__)
 
 
+#: Names of the three sets, in order.
+SET_NAMES: tuple[str, ...] = ("train", "val", "test")
+#: ``Splits.rule`` of each way of splitting, as tables print it.
+OFFICIAL_RULE = "official partition"
+IDENTITY_RULE = "identity carve-out"
+
+
 @dataclass(frozen=True)
 class Splits:
-    """Row indices into the annotations.
+    """Row indices into the annotations of the three sets, no identity in two of them.
 
-    ``train`` fits the network; ``monitor`` is the held-out split whose hamming loss selects the
-    checkpoint and on which the per-class thresholds are searched (§3.1, §3.2); ``test`` is where
-    AUROC is reported. With the paper's random split ``monitor`` and ``test`` are the same 20 %
-    (the paper uses its test set for all three); with the official partition they are val / test.
+    ``train`` fits the network; ``val`` selects the checkpoint by its hamming loss (§3.1) and is
+    where the per-class thresholds are searched (§3.2); ``test`` is evaluated once with those
+    choices (AUROC, hamming loss, accuracy; the paper uses its one held-out set for all three).
     """
 
     train: np.ndarray
-    monitor: np.ndarray
+    val: np.ndarray
     test: np.ndarray
-    kind: str
+    rule: str                       # OFFICIAL_RULE or IDENTITY_RULE
+    identities: dict[str, int] | None = None   # distinct identities per set, when known
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "monitor": len(self.monitor), "test": len(self.test)}
+        return {name: int(len(getattr(self, name))) for name in SET_NAMES}
+
+    def describe(self) -> str:
+        """One sentence for table notes: the rule and the sizes (and identities) of the sets."""
+        sizes = self.sizes()
+        text = (f"Split: {self.rule}, no identity in two sets: {sizes['train']:,} train / "
+                f"{sizes['val']:,} val / {sizes['test']:,} test images")
+        if self.identities:
+            text += (f" ({self.identities['train']:,} / {self.identities['val']:,} / "
+                     f"{self.identities['test']:,} identities)")
+        return text + ("; the checkpoint and the §3.2 thresholds are chosen on val, every metric "
+                       "is computed on test.")
+
+    def as_dict(self) -> dict:
+        """JSON-able record for run.json."""
+        return {"rule": self.rule, "sizes": self.sizes(), "identities": self.identities}
 
 
 def load_annotations(data_root: str | os.PathLike | None, config: DataConfig, seed: int = 0,
@@ -59,20 +81,73 @@ def load_annotations(data_root: str | os.PathLike | None, config: DataConfig, se
 
 
 def make_splits(annotations: CelebAAnnotations, config: DataConfig) -> Splits:
-    """§3.1's random 80/20 split (``config.split == "random"``) or CelebA's official partition."""
-    if config.split == "random":
-        train, test = random_split(len(annotations), config.test_fraction, seed=config.split_seed)
-        return Splits(train=train, monitor=test, test=test, kind="random")
-    if config.split == "official":
-        parts = official_split(annotations.partition)
-        empty = [name for name, indices in parts.items() if len(indices) == 0]
-        if empty:
-            raise ValueError(
-                f"{annotations.root}: the official partition has no {' / '.join(empty)} images among "
-                f"the {len(annotations)} present (e.g. shared/data holds only official-train "
-                f"images); use the paper's random split (--split random)")
-        return Splits(train=parts["train"], monitor=parts["val"], test=parts["test"], kind="official")
-    raise ValueError(f"unknown split {config.split!r}; choose 'random' or 'official'")
+    """Train / val / test by ``config.split`` (:data:`celeba_ffhq_labels.config.SPLITS`): CelebA's
+    official partition, or a carve-out by identity (test: ``test_fraction`` of the images, val:
+    ``val_fraction`` of them out of the rest, whole identities only), or ``"auto"``: the official
+    partition when the images present hold all three parts, else the identity carve-out.
+
+    Raises ``ValueError`` naming what is missing: an official partition without val or test images,
+    no identity file for a carve-out, too few identities, or an empty set.
+    """
+    if config.split not in SPLITS:
+        raise ValueError(f"unknown split {config.split!r}; choose one of {', '.join(SPLITS)}")
+    if config.split in ("auto", "official"):
+        parts = (official_split(annotations.partition) if annotations.partition is not None
+                 else {name: np.zeros(0, np.int64) for name in SET_NAMES})
+        empty = [name for name in SET_NAMES if len(parts[name]) == 0]
+        if not empty:
+            return _with_identities(Splits(train=parts["train"], val=parts["val"], test=parts["test"],
+                                           rule=OFFICIAL_RULE), annotations)
+        if config.split == "official":
+            missing = ("no list_eval_partition.txt was read" if annotations.partition is None else
+                       f"the official partition has no {' / '.join(empty)} images among the "
+                       f"{len(annotations)} present (e.g. shared/data holds only official-train images)")
+            raise ValueError(f"{annotations.root}: {missing}; split by identity instead "
+                             f"(--split identity, or --split auto)")
+    return _identity_carve_out(annotations, config)
+
+
+def _identity_carve_out(annotations: CelebAAnnotations, config: DataConfig) -> Splits:
+    """Test first, then validation out of the rest, by whole identities (``identity_split``)."""
+    if annotations.identities is None:
+        raise ValueError(f"{annotations.root}: no identity_CelebA.txt, so the images cannot be split "
+                         f"by identity; provide it, or CelebA's list_eval_partition.txt with train, "
+                         f"val and test images present")
+    identities = np.asarray(annotations.identities)
+    if len(np.unique(identities)) < 3:
+        raise ValueError(f"{annotations.root}: {len(np.unique(identities))} identities among "
+                         f"{len(annotations)} images; an identity split into train / val / test needs "
+                         f"at least 3")
+    if not 0.0 < config.val_fraction < 1.0 - config.test_fraction:
+        raise ValueError(f"val_fraction {config.val_fraction} must lie in (0, 1 - test_fraction = "
+                         f"{1.0 - config.test_fraction:g})")
+    rest, test = identity_split(identities, config.test_fraction, seed=config.split_seed)
+    train_local, val_local = identity_split(identities[rest],
+                                            config.val_fraction / (1.0 - config.test_fraction),
+                                            seed=config.split_seed + 1)
+    return _with_identities(Splits(train=rest[train_local], val=rest[val_local], test=test,
+                                   rule=IDENTITY_RULE), annotations)
+
+
+def _with_identities(splits: Splits, annotations: CelebAAnnotations) -> Splits:
+    """``splits`` with the number of distinct identities per set (when known); checks that no set
+    is empty and, with identities, that no identity is in two sets."""
+    empty = [name for name, size in splits.sizes().items() if size == 0]
+    if empty:
+        raise ValueError(f"{annotations.root}: the {' / '.join(empty)} set of the {len(annotations)} "
+                         f"images is empty; use more images")
+    if annotations.identities is None:
+        return splits
+    per_set = {name: set(np.asarray(annotations.identities)[getattr(splits, name)].tolist())
+               for name in SET_NAMES}
+    shared = (per_set["train"] & per_set["val"]) | (per_set["train"] & per_set["test"]) \
+        | (per_set["val"] & per_set["test"])
+    if shared:
+        raise ValueError(f"{annotations.root}: {len(shared)} identities are in two of train / val / "
+                         f"test under the {splits.rule} (e.g. {sorted(shared)[:3]}); the partition "
+                         f"file and identity_CelebA.txt disagree")
+    return Splits(train=splits.train, val=splits.val, test=splits.test, rule=splits.rule,
+                  identities={name: len(ids) for name, ids in per_set.items()})
 
 
 def training_dataset(annotations: CelebAAnnotations, indices: np.ndarray, model: ModelConfig,
@@ -89,10 +164,3 @@ def evaluation_dataset(annotations: CelebAAnnotations, indices: np.ndarray,
     """Held-out images at the model input, no augmentation."""
     return celeba_dataset(annotations, indices, landmarks=None, mask_paths=None,
                           image_size=model.input_size, normalize=(IMAGENET_MEAN, IMAGENET_STD))
-
-
-def folder_dataset(image_paths: list[Path], model: ModelConfig) -> FaceDataset:
-    """Unlabelled faces of any size (FFHQ's 1024x1024, CelebA-HQ) downscaled to the model input
-    (§3.1: "we reduced the resolution of FFHQ from 1024 x 1024 to inference the model")."""
-    return FaceDataset(image_paths, image_size=model.input_size,
-                       normalize=(IMAGENET_MEAN, IMAGENET_STD))

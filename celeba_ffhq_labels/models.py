@@ -7,7 +7,7 @@ weights load only from a local file the user names.
 
 :class:`AttributeClassifier` keeps, beside the network, the two per-attribute vectors the paper
 derives from data — the loss weights of Eq. 4 (computed on the training split) and the decision
-thresholds of §3.2 (searched on the held-out split) — as buffers, so every checkpoint written by
+thresholds of §3.2 (searched on the validation set) — as buffers, so every checkpoint written by
 ``common.train`` and the exported ``classifier.pt`` carry them with the weights.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from torch import nn
 
 from common.attributes import CELEBA_ATTRIBUTES
 from common.checkpoint import load_checkpoint, save_checkpoint
+from common.export import load_shipped_model, save_shipped_model
 
 from celeba_ffhq_labels.config import ModelConfig
 
@@ -95,17 +96,33 @@ def load_imagenet_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
     backbone.load_state_dict(state_dict, strict=False)
 
 
+def model_config_to_plain(config: ModelConfig) -> dict[str, Any]:
+    """``config`` as plain Python (lists, no tuples) for a model file; ``pretrained_path`` is
+    dropped (the weights are in the file)."""
+    plain = dataclasses.asdict(config)
+    plain["timm_overrides"] = [[key, list(value) if isinstance(value, tuple) else value]
+                               for key, value in config.timm_overrides]
+    plain["input_size"] = list(config.input_size)
+    plain["pretrained_path"] = None
+    return plain
+
+
+def model_config_from_plain(fields: dict[str, Any]) -> ModelConfig:
+    """Inverse of :func:`model_config_to_plain`."""
+    fields = dict(fields)
+    fields["timm_overrides"] = tuple((key, tuple(value) if isinstance(value, list) else value)
+                                     for key, value in fields["timm_overrides"])
+    fields["input_size"] = tuple(fields["input_size"])
+    return ModelConfig(**fields)
+
+
 def save_classifier(path: str | os.PathLike, model: AttributeClassifier, config: ModelConfig,
                     metadata: dict[str, Any] | None = None) -> Path:
     """Write the trained classifier for label transfer: architecture, weights, loss weights and
-    thresholds, attribute names (atomic, loadable with ``weights_only=True``)."""
-    model_config = dataclasses.asdict(config)
-    model_config["timm_overrides"] = [[key, list(value) if isinstance(value, tuple) else value]
-                                      for key, value in config.timm_overrides]
-    model_config["input_size"] = list(config.input_size)
-    model_config["pretrained_path"] = None  # the weights are in this file
+    thresholds, attribute names (atomic, loadable with ``weights_only=True``). ``metadata`` holds
+    plain Python (e.g. ``"thresholds"``: the 40 validation thresholds at full precision)."""
     state = {
-        "model_config": model_config,
+        "model_config": model_config_to_plain(config),
         "attribute_names": list(CELEBA_ATTRIBUTES),
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "metadata": dict(metadata or {}),
@@ -115,19 +132,82 @@ def save_classifier(path: str | os.PathLike, model: AttributeClassifier, config:
 
 def load_classifier(path: str | os.PathLike) -> tuple[AttributeClassifier, ModelConfig]:
     """Inverse of :func:`save_classifier` -> (classifier in eval mode on CPU, its ModelConfig)."""
-    state = load_checkpoint(path)
-    for key in ("model_config", "state_dict", "attribute_names"):
-        if key not in state:
-            raise ValueError(f"{path}: not a classifier written by save_classifier (no {key!r}; "
-                             f"a training checkpoint is in <out>/train/, the classifier is "
-                             f"<out>/classifier.pt)")
-    if tuple(state["attribute_names"]) != CELEBA_ATTRIBUTES:
+    model, config, _ = load_model_file(path)
+    return model, config
+
+
+#: The file a results folder's classifier is written to (``reproduce``) and read from (``label``).
+CLASSIFIER_FILE = "classifier.pt"
+
+
+def load_model_file(path: str | os.PathLike) -> tuple[AttributeClassifier, ModelConfig, dict[str, Any]]:
+    """A classifier from any of the files ``label`` accepts -> (classifier in eval mode on CPU, its
+    ModelConfig, its metadata):
+
+    * a shipped model (``common.export`` format, written by :func:`export_classifier`);
+    * a ``classifier.pt`` written by ``reproduce`` (:func:`save_classifier`);
+    * a ``reproduce`` results folder (its ``classifier.pt``).
+
+    Anything else (a training checkpoint ``train/last.pt`` / ``best.pt``, an unrelated file) raises
+    ``ValueError`` naming the file and what to pass instead.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CLASSIFIER_FILE).is_file():
+            raise FileNotFoundError(f"{path} is a folder without {CLASSIFIER_FILE}: pass the results "
+                                    f"folder of a finished 'reproduce' run or the model file itself")
+        path = path / CLASSIFIER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    state = load_checkpoint(path, remedy=f"pass another model file (a results folder's {CLASSIFIER_FILE})")
+    if isinstance(state, dict) and "compact" in state and "meta" in state:
+        weights, metadata = load_shipped_model(path)
+        for key in ("model_config", "attribute_names"):
+            if key not in metadata:
+                raise ValueError(f"{path}: a shipped model without {key!r} in its meta; not a "
+                                 f"celeba_ffhq_labels model (export one with 'python -m "
+                                 f"celeba_ffhq_labels export')")
+        model_config, names = metadata["model_config"], metadata["attribute_names"]
+    else:
+        for key in ("model_config", "state_dict", "attribute_names"):
+            if not isinstance(state, dict) or key not in state:
+                raise ValueError(f"{path}: not a classifier written by save_classifier (no {key!r}; "
+                                 f"a training checkpoint is in <out>/train/, the classifier is "
+                                 f"<out>/{CLASSIFIER_FILE})")
+        weights, metadata = state["state_dict"], dict(state.get("metadata", {}))
+        model_config, names = state["model_config"], state["attribute_names"]
+    if tuple(names) != CELEBA_ATTRIBUTES:
         raise ValueError(f"{path}: attribute names differ from CelebA's 40")
-    fields = dict(state["model_config"])
-    fields["timm_overrides"] = tuple((key, tuple(value) if isinstance(value, list) else value)
-                                     for key, value in fields["timm_overrides"])
-    fields["input_size"] = tuple(fields["input_size"])
-    config = ModelConfig(**fields)
+    config = model_config_from_plain(model_config)
     model = build_classifier(config)
-    model.load_state_dict(state["state_dict"])
-    return model.eval(), config
+    model.load_state_dict(weights)
+    return model.eval(), config, metadata
+
+
+def model_thresholds(model: AttributeClassifier, metadata: dict[str, Any]) -> np.ndarray:
+    """The 40 decision thresholds of a model file: ``metadata["thresholds"]`` (full precision) when
+    present, else the ``decision_thresholds`` buffer."""
+    if metadata.get("thresholds") is not None:
+        thresholds = np.asarray(metadata["thresholds"], dtype=np.float64)
+    else:
+        thresholds = model.decision_thresholds.detach().cpu().numpy().astype(np.float64)
+    if thresholds.shape != (len(CELEBA_ATTRIBUTES),):
+        raise ValueError(f"need {len(CELEBA_ATTRIBUTES)} thresholds, got shape {thresholds.shape}")
+    return thresholds
+
+
+def export_classifier(source: str | os.PathLike, target: str | os.PathLike,
+                      extra_meta: dict[str, Any] | None = None) -> Path:
+    """Write the classifier in ``source`` (any file :func:`load_model_file` reads) as a shipped
+    model (``common.export.save_shipped_model``: int8 / fp16, at most 10 MiB, ``weights_only``):
+    meta = architecture, attribute names, the full-precision thresholds, the source's metadata and
+    ``extra_meta`` (plain Python)."""
+    model, config, metadata = load_model_file(source)
+    meta = {**metadata, **dict(extra_meta or {}),
+            "model_config": model_config_to_plain(config),
+            "attribute_names": list(CELEBA_ATTRIBUTES),
+            "thresholds": model_thresholds(model, metadata).tolist()}
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_shipped_model(target, model.state_dict(), meta)
+    return target

@@ -1,10 +1,10 @@
 """Training of the attribute classifier, Le & Lee §2.3 and §3.1.
 
-The class-weighted BCE of §2.3 (weights from the training split, Eq. 4) is minimised with the
+The class-weighted BCE of §2.3 (weights from the training set, Eq. 4) is minimised with the
 shared ``common.train.Trainer`` (checkpoints, exact resume, logging); the hamming loss on the
-held-out split (Eq. 7, sigmoid outputs thresholded at 0.5) is evaluated every
+validation set (Eq. 7, sigmoid outputs thresholded at 0.5) is evaluated every
 ``eval_every_epochs`` and the checkpoint with the lowest value is kept (§3.1: "we controlled the
-training process by hamming loss").
+training process by hamming loss"). The test set is never seen here.
 """
 from __future__ import annotations
 
@@ -74,14 +74,14 @@ def cosine_schedule(max_steps: int):
 
 def _experiment_fingerprint(config: ExperimentConfig) -> dict:
     """The parts of the configuration that determine the trained weights (not the runtime)."""
-    # without how it runs and what it labels afterwards
-    return configuration_fingerprint(config, without=("runtime", "transfer"))
+    # without how it runs, how it is evaluated and what it labels afterwards
+    return configuration_fingerprint(config, without=("runtime", "transfer", "evaluation"))
 
 
 def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, splits: Splits,
                      out_dir: str | Path) -> TrainedClassifier:
     """Train (or resume) the classifier of ``config`` on ``splits.train``; return the checkpoint
-    with the lowest held-out hamming loss. Checkpoints go to ``out_dir/train``."""
+    with the lowest validation hamming loss (``splits.val``). Checkpoints go to ``out_dir/train``."""
     train_dir = Path(out_dir) / TRAIN_DIR
     require_same_configuration(train_dir, _experiment_fingerprint(config),
                                remedy="choose another --out or pass --restart")
@@ -93,7 +93,7 @@ def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, s
     model.set_loss_weights(attribute_loss_weights(annotations.attributes[splits.train]))
 
     train_set = training_dataset(annotations, splits.train, config.model, config.data)
-    monitor_set = evaluation_dataset(annotations, splits.monitor, config.model)
+    val_set = evaluation_dataset(annotations, splits.val, config.model)
     steps_per_epoch = len(train_set) // optim.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_set)} training images give no full batch of {optim.batch_size}")
@@ -109,13 +109,13 @@ def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, s
         return weighted_bce_with_logits(logits, batch["attributes"], model.loss_weights), {}
 
     def evaluate_fn(network: AttributeClassifier) -> dict[str, float]:
-        held_out = sigmoid_scores(network, monitor_set, optim.eval_batch_size, device,
-                                  num_workers=config.runtime.num_workers)
-        labels = held_out["attributes"]
+        val = sigmoid_scores(network, val_set, optim.eval_batch_size, device,
+                             num_workers=config.runtime.num_workers)
+        labels = val["attributes"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # attributes without positives give NaN, by design
-            mean_auroc = float(np.nanmean(auroc(labels, held_out["scores"])))
-        predictions = (held_out["scores"] >= optim.monitor_threshold).astype(np.uint8)
+            mean_auroc = float(np.nanmean(auroc(labels, val["scores"])))
+        predictions = (val["scores"] >= optim.monitor_threshold).astype(np.uint8)
         return {"hamming_loss": hamming_loss(labels, predictions), "mean_auroc": mean_auroc}
 
     trainer = Trainer(
@@ -130,5 +130,5 @@ def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, s
         evaluate_fn=evaluate_fn, num_workers=config.runtime.num_workers)
     result = trainer.fit(resume=True)
     load_trained_models(train_dir / BEST_CHECKPOINT, model)
-    logger.info("best held-out hamming loss %.4f (%d steps)", result.best_value, result.step)
+    logger.info("best validation hamming loss %.4f (%d steps)", result.best_value, result.step)
     return TrainedClassifier(model=model.eval(), result=result, train_dir=train_dir)

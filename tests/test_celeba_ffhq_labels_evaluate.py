@@ -12,9 +12,12 @@ from benchmarks.expected import malformed_cells
 from common.attributes import CELEBA_ATTRIBUTES
 
 from celeba_ffhq_labels.evaluate import (
+    INTERVAL_DIFFERENCES,
+    INTERVAL_METRICS,
     auroc_figure_order,
     evaluate_scores,
     grid_search_thresholds,
+    metric_intervals,
     plot_auroc_bars,
     read_thresholds,
     write_thresholds,
@@ -93,16 +96,50 @@ def test_figure_order_puts_undefined_last_and_the_plot_is_written(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_intervals_bracket_the_test_metrics_and_pair_the_differences(rng):
+    labels = (rng.random((120, 40)) < 0.3).astype(np.uint8)
+    labels[:, 39] = 0                                   # one label only: no AUROC, no interval
+    scores = np.clip(0.3 * labels + rng.random((120, 40)), 0, 1)
+    thresholds = grid_search_thresholds(labels[:60], scores[:60])   # "validation" half
+    evaluation = evaluate_scores(labels, scores, thresholds)
+    intervals = metric_intervals(labels, scores, thresholds, n_resamples=200)
+    assert set(intervals.metrics) == set(INTERVAL_METRICS)
+    assert set(intervals.differences) == set(INTERVAL_DIFFERENCES)
+    estimates = {"mean_auroc": evaluation.mean_auroc, "hamming_loss": evaluation.hamming_loss,
+                 "hamming_loss_at_half": evaluation.hamming_loss_at_half,
+                 "all_negative_hamming_loss": evaluation.all_negative_hamming_loss,
+                 "mean_accuracy": float(np.mean(evaluation.accuracy))}
+    for name, interval in intervals.metrics.items():
+        assert interval.estimate == pytest.approx(estimates[name], abs=1e-12), name
+        assert interval.low <= interval.estimate <= interval.high and interval.low < interval.high, name
+        assert interval.n == 120 and interval.confidence == 0.95
+    difference = intervals.differences["thresholds_minus_all_negative"]
+    assert difference.estimate == pytest.approx(evaluation.hamming_loss - evaluation.all_negative_hamming_loss)
+    assert difference.low <= difference.estimate <= difference.high
+    assert intervals.per_attribute_auroc[39] is None
+    for column in range(39):
+        interval = intervals.per_attribute_auroc[column]
+        assert interval.estimate == pytest.approx(evaluation.auroc[column])
+        assert interval.low <= interval.estimate <= interval.high
+    assert json.loads(json.dumps(intervals.as_dict()))["metrics"]["mean_auroc"]["n"] == 120
+
+
 def test_tables_are_well_formed_with_undefined_aurocs():
     labels = np.zeros((20, 40), dtype=np.uint8)
     labels[:10, :30] = 1                    # attributes 30..39 have no positives -> NaN AUROC
     scores = np.linspace(0, 1, 20)[:, None].repeat(40, axis=1)
     evaluation = evaluate_scores(labels, scores, np.full(40, 0.5))
+    intervals = metric_intervals(labels, scores, np.full(40, 0.5), n_resamples=50)
     transfer = {"labelled": 3, "unreadable": 1, "hamming_loss": 0.25, "all_negative_hamming_loss": 0.3}
-    tables = [auroc_table(evaluation, ["note"]),
-              summary_table(evaluation, {"train": 80, "monitor": 20, "test": 20}, transfer, ["note"])]
+    sizes = {"train": 60, "val": 20, "test": 20}
+    tables = [auroc_table(evaluation, intervals, "Split: ...", ["note"]),
+              summary_table(evaluation, intervals, sizes, transfer, "Split: ...", ["note"])]
     for table in tables:
         assert malformed_cells(table.name, table) == []
+        assert table.notes[0] == "Split: ..."
     mean_row = tables[0].rows[-1]
     assert mean_row[1] == PAPER_MEAN_AUROC and mean_row[2] == pytest.approx(np.nanmean(evaluation.auroc))
-    assert tables[0].rows[35][2].startswith("n/a: ")
+    assert mean_row[3] <= mean_row[2] <= mean_row[4]
+    assert tables[0].rows[35][2].startswith("n/a: ") and tables[0].rows[35][3].startswith("n/a: ")
+    summary = {row[0]: row[1:] for row in tables[1].rows}
+    assert summary["Validation images (checkpoint, thresholds)"][1] == 20

@@ -1,15 +1,21 @@
-"""Le & Lee §2.2 / §3.2: the classifier file, ImageNet weight loading and the ``label`` CLI."""
+"""Le & Lee §2.2 / §3.2: the classifier file, ImageNet weight loading, the ``label`` and ``export``
+CLI, the geometry step and its check (on a randomly initialised smoke-scale classifier)."""
 from __future__ import annotations
 
 import csv
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 import timm
 import torch
+from PIL import ExifTags, Image
 
+from benchmarks.expected import malformed_cells
 from common.attributes import CELEBA_ATTRIBUTES
+from common.inference import FRAMES, map_to_frame
+from common.synthetic import render_face
 
 from celeba_ffhq_labels.__main__ import main
 from celeba_ffhq_labels.config import ExperimentConfig
@@ -19,7 +25,10 @@ from celeba_ffhq_labels.models import (
     load_imagenet_weights,
     save_classifier,
 )
-from celeba_ffhq_labels.transfer import CSV_COLUMNS, write_hq_faces
+from celeba_ffhq_labels import transfer
+from celeba_ffhq_labels.geometry import VARIANTS, geometry_check, to_hq_frame
+from celeba_ffhq_labels.tables import geometry_table
+from celeba_ffhq_labels.transfer import CSV_COLUMNS, Labeller
 
 SMOKE_MODEL = ExperimentConfig.smoke().model
 
@@ -71,32 +80,147 @@ def test_imagenet_weights_load_from_a_local_file_without_the_head(tmp_path):
         load_imagenet_weights(model.backbone, tmp_path / "missing.pth")
 
 
-def test_label_cli_writes_a_well_formed_csv_for_a_folder_with_a_corrupt_image(saved_classifier, tmp_path, capsys):
-    path, model = saved_classifier
-    folder = tmp_path / "faces"
-    write_hq_faces(folder, n=3, seed=5, size=(150, 120), with_corrupt_file=True)
+def face_image(index: int = 0, size: tuple[int, int] = (218, 178)) -> Image.Image:
+    return Image.fromarray(render_face(index, seed=7, height=size[0], width=size[1]).image)
+
+
+def write_mixed_folder(folder: Path) -> Path:
+    """A 178:218 face, the same face re-cropped square (CelebA-HQ frame), a greyscale PNG, an
+    EXIF-rotated JPEG, a truncated file and a fake JPEG in a sub-folder."""
+    folder.mkdir(parents=True)
+    face = face_image()
+    face.save(folder / "aligned.png")
+    to_hq_frame(face, 256).save(folder / "square.png")
+    face_image(1).convert("L").save(folder / "grey.png")
+    # stored lying on its side (218 wide, 178 high) with EXIF orientation 6: upright it is 178:218
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    face_image(2).transpose(Image.Transpose.ROTATE_90).save(folder / "rotated.jpg", exif=exif, quality=95)
+    (folder / "truncated.png").write_bytes((folder / "aligned.png").read_bytes()[:200])
     (folder / "nested").mkdir()
     (folder / "nested" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def read_csv(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], {row[0]: row for row in rows[1:]}
+
+
+def test_label_cli_on_a_mixed_folder(saved_classifier, tmp_path, capsys):
+    path, model = saved_classifier
+    folder = write_mixed_folder(tmp_path / "faces")
     out_csv = tmp_path / "labels.csv"
     main(["label", "--images", str(folder), "--out", str(out_csv), "--checkpoint", str(path),
           "--batch-size", "2", "--no-progress"])
     printed = capsys.readouterr().out
-    assert "labelled 3 of 5 images" in printed and "2 unreadable" in printed
+    assert "labelled 4 of 6 images" in printed and "2 unreadable" in printed
 
-    with open(out_csv, newline="") as handle:
-        rows = list(csv.reader(handle))
-    assert tuple(rows[0]) == CSV_COLUMNS and len(CSV_COLUMNS) == 2 + 2 * len(CELEBA_ATTRIBUTES)
-    body = {row[0]: row for row in rows[1:]}
-    assert sorted(body) == ["hq_00000.png", "hq_00001.png", "hq_00002.png", "nested/broken.jpg",
-                            "unreadable_example.png"]
+    header, body = read_csv(out_csv)
+    assert tuple(header) == CSV_COLUMNS and len(CSV_COLUMNS) == 3 + 2 * len(CELEBA_ATTRIBUTES)
+    assert sorted(body) == ["aligned.png", "grey.png", "nested/broken.jpg", "rotated.jpg", "square.png",
+                            "truncated.png"]
+    assert {name: row[2] for name, row in body.items() if row[1] == "ok"} == {
+        "aligned.png": "celeba", "grey.png": "celeba", "rotated.jpg": "celeba", "square.png": "celeba-hq"}
     thresholds = model.decision_thresholds.numpy()
     for name, row in body.items():
         assert len(row) == len(CSV_COLUMNS)
-        if name in ("nested/broken.jpg", "unreadable_example.png"):
+        if name in ("nested/broken.jpg", "truncated.png"):
             assert row[1] == "unreadable" and all(cell == "" for cell in row[2:])
             continue
         assert row[1] == "ok"
-        soft = np.array(row[2:42], dtype=float)
-        hard = np.array(row[42:], dtype=int)
+        soft = np.array(row[3:43], dtype=float)
+        hard = np.array(row[43:], dtype=int)
         assert np.all((soft >= 0) & (soft <= 1)) and set(hard) <= {0, 1}
         np.testing.assert_array_equal(hard, (soft >= thresholds - 5e-7).astype(int))
+
+
+def test_auto_geometry_names_every_image_it_cannot_place_and_resize_labels_them(saved_classifier, tmp_path,
+                                                                                  capsys):
+    path, _ = saved_classifier
+    folder = write_mixed_folder(tmp_path / "faces")
+    face_image(3, size=(200, 300)).save(folder / "wide.png")
+    with pytest.raises(SystemExit, match=r"wide\.png \(300x200\).*--geometry celeba or celeba-hq"):
+        main(["label", "--images", str(folder), "--out", str(tmp_path / "x.csv"), "--checkpoint", str(path),
+              "--no-progress"])
+    assert not (tmp_path / "x.csv").exists()
+    # a results folder is accepted for --checkpoint (its classifier.pt)
+    main(["label", "--images", str(folder / "wide.png"), str(folder / "aligned.png"), "--out",
+          str(tmp_path / "resized.csv"), "--checkpoint", str(path.parent), "--geometry", "resize",
+          "--no-progress"])
+    _, body = read_csv(tmp_path / "resized.csv")
+    assert sorted(body) == ["aligned.png", "wide.png"]
+    assert {row[2] for row in body.values()} == {"resize"}
+
+
+def test_label_without_checkpoint_says_no_labeller_ships_and_how_to_train_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(transfer, "SHIPPED_MODEL", tmp_path / "pretrained" / "absent.pt")
+    folder = write_mixed_folder(tmp_path / "faces")
+    with pytest.raises(SystemExit, match=r"no labeller ships.*absent\.pt.*reproduce --scale cpu.*--checkpoint"):
+        main(["label", "--images", str(folder), "--out", str(tmp_path / "x.csv"), "--no-progress"])
+
+
+def test_export_ships_a_small_model_that_labels_like_the_classifier(saved_classifier, tmp_path, monkeypatch):
+    path, model = saved_classifier
+    thresholds = np.round(np.linspace(0.2, 0.8, 40), 2)
+    model.set_decision_thresholds(thresholds)
+    save_classifier(tmp_path / "run" / "classifier.pt", model, SMOKE_MODEL,
+                    metadata={"thresholds": thresholds.tolist(), "scale": "smoke"})
+    shipped = tmp_path / "pretrained" / "model.pt"
+    main(["export", "--checkpoint", str(tmp_path / "run"), "--out", str(shipped)])
+    assert shipped.stat().st_size < 10 * 2**20
+    monkeypatch.setattr(transfer, "SHIPPED_MODEL", shipped)
+    default = Labeller.from_file(None)                     # the shipped model is the default
+    original = Labeller.from_file(tmp_path / "run" / "classifier.pt")
+    np.testing.assert_array_equal(default.thresholds, thresholds)   # full precision, not fp16
+    batch = torch.stack([original.preprocess(face_image(k)) for k in range(3)])
+    with torch.no_grad():
+        np.testing.assert_allclose(default.probabilities(batch).numpy(), original.probabilities(batch).numpy(),
+                                   atol=0.02)
+
+
+def test_geometry_round_trip_is_the_identity_away_from_the_padded_border():
+    """celeba -> celeba-hq (the geometry check's re-crop) -> celeba (the label command's geometry
+    step) gives the face back where the HQ crop holds it (x 11..167, y 37..193 of 178x218)."""
+    face = face_image(4)
+    hq = to_hq_frame(face, 256)
+    assert hq.size == (256, 256)
+    back = np.asarray(map_to_frame(hq, FRAMES["celeba-hq"], FRAMES["celeba"], (218, 178)), dtype=np.float64)
+    original = np.asarray(face, dtype=np.float64)
+    inner = (slice(45, 185), slice(20, 158))
+    error = np.abs(back[inner] - original[inner]).mean()
+    shifted = np.abs(original[45:185, 21:159] - original[inner]).mean()    # one pixel off, for scale
+    assert error < 3.5 < shifted
+    assert np.abs(back - original).mean() > error                       # the border is padding
+    # the labeller's preprocessing does the same mapping for a square image under --geometry auto
+    labeller = Labeller(build_classifier(SMOKE_MODEL), dataclasses.replace(SMOKE_MODEL, input_size=(218, 178)),
+                        np.full(40, 0.5))
+    from_hq, from_face = labeller.preprocess(hq), labeller.preprocess(face)
+    assert (from_hq[:, 45:185, 20:158] - from_face[:, 45:185, 20:158]).abs().mean() < 3.5 / 255 / 0.224
+
+
+def test_geometry_check_runs_and_its_reference_row_is_the_training_path(saved_classifier, synthetic_celeba_root):
+    from common.data.celeba import read_celeba
+
+    from celeba_ffhq_labels.data import evaluation_dataset
+    from celeba_ffhq_labels.train import sigmoid_scores
+
+    _, model = saved_classifier
+    annotations = read_celeba(synthetic_celeba_root)
+    rows = np.arange(12)
+    labeller = Labeller(model, SMOKE_MODEL, np.full(40, 0.5))
+    check = geometry_check(labeller, [annotations.image_paths()[row] for row in rows],
+                           annotations.attributes[rows], hq_size=128, n_resamples=50)
+    training_path = sigmoid_scores(model, evaluation_dataset(annotations, rows, SMOKE_MODEL), 64,
+                                   torch.device("cpu"))["scores"]
+    np.testing.assert_allclose(check.scores["reference"], training_path, atol=1e-6)
+    assert not np.allclose(check.scores["geometry"], check.scores["no_geometry"])
+    table = geometry_table(check, "Split: ...", ["note"], synthetic=True)
+    assert malformed_cells(table.name, table) == []
+    assert [row[0] for row in table.rows] == [f"{title}: --geometry {geometry}"
+                                              for title, _, geometry in VARIANTS.values()] + [
+        "Geometry step - no geometry step (paired)"]
+    difference = table.rows[-1]
+    assert difference[1] == pytest.approx(check.evaluations["geometry"].mean_auroc
+                                          - check.evaluations["no_geometry"].mean_auroc)
