@@ -3,9 +3,12 @@
     reproduce [--scale smoke|cpu|paper] [--data-root DIR] [--out DIR] [--device auto]
         the whole experiment: grids, test metrics, tables, figures, models (pipeline.reproduce)
     grid      [same options]
-        only the learning-rate x dropout grids (resumable; grid/<backbone>/grid.csv)
-    predict IMAGE [IMAGE ...] [--checkpoint PATH] [--threshold P]
-        the attributes present in each image, with their probabilities
+        only the learning-rate x dropout grids (resumable; grid/<backbone>/grid.csv), without
+        retraining the selected point after a reduced-budget grid
+    predict IMAGE_OR_FOLDER [...] [--out CSV] [--checkpoint PATH] [--geometry auto|celeba|celeba-hq|resize]
+        the 40 probabilities and decisions of every image, with the shipped model by default
+    ship [same options as reproduce]
+        write the better network of a finished run (validation AUROC, <= 10 MB) as the shipped model
     throughput [same options] [--steps N]
         steady-state training images/s of each backbone at the scale's input size and batch
 """
@@ -17,6 +20,10 @@ import logging
 import sys
 
 from celeba_resnet_densenet.config import BACKBONES, ExperimentConfig
+from celeba_resnet_densenet.losses import CLASS_WEIGHTINGS
+#: ``predict --geometry`` choices: celeba_resnet_densenet.inference.GEOMETRIES (a test keeps them equal),
+#: spelled out so that building the parser does not import torch.
+GEOMETRIES = ("auto", "celeba", "celeba-hq", "resize")
 
 DEFAULT_OUT = "results/celeba_resnet_densenet"
 
@@ -65,7 +72,19 @@ def _add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check the CelebA annotation files against their published md5 "
                              "before training")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=None,
+                        help="BCE class weights per attribute (default: balanced, the paper's 'balanced the "
+                             "dataset using class weights'; see losses.py)")
+    parser.add_argument("--grid-subset-size", type=int, default=None,
+                        help="train grid points on this many training images, then retrain the selected one")
+    parser.add_argument("--grid-epochs", type=int, default=None, help="epochs per grid point (reduced budget)")
+    parser.add_argument("--bf16", choices=("off", "on", "auto"), default=None,
+                        help="bf16 autocast: auto = where it measures faster on this CPU / native on CUDA "
+                             "(default: the scale's: auto at cpu scale, off otherwise)")
+    parser.add_argument("--image-cache-dir", default=None,
+                        help="decoded-image cache folder for real data (default at cpu scale: "
+                             "results/.image_cache)")
+    parser.add_argument("--no-image-cache", action="store_true", help="decode every image every epoch")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers")
@@ -91,8 +110,15 @@ def config_from_arguments(args: argparse.Namespace) -> ExperimentConfig:
         grid = dataclasses.replace(grid, dropouts=tuple(args.dropouts))
     if args.selection_metric is not None:
         grid = dataclasses.replace(grid, selection_metric=args.selection_metric)
+    if args.class_weighting is not None:
+        optim = dataclasses.replace(optim, class_weighting=args.class_weighting)
+    if args.grid_subset_size is not None:
+        grid = dataclasses.replace(grid, subset_size=args.grid_subset_size)
+    if args.grid_epochs is not None:
+        grid = dataclasses.replace(grid, epochs=args.grid_epochs)
+    image_cache_dir = None if args.no_image_cache else (args.image_cache_dir or runtime.image_cache_dir)
     runtime = dataclasses.replace(
-        runtime, device=args.device, bf16=args.bf16 or runtime.bf16,
+        runtime, device=args.device, bf16=args.bf16 or runtime.bf16, image_cache_dir=image_cache_dir,
         channels_last=runtime.channels_last and not args.no_channels_last,
         compile=args.compile or runtime.compile,
         num_workers=runtime.num_workers if args.num_workers is None else args.num_workers,
@@ -126,8 +152,9 @@ def _command_grid(args: argparse.Namespace) -> int:
     from celeba_resnet_densenet.pipeline import run_grids
 
     config = config_from_arguments(args)
-    _, _, grids = run_grids(config, args.out)
-    for backbone, grid in grids.items():
+    _, _, runs = run_grids(config, args.out, retrain_selected=False)
+    for backbone, run in runs.items():
+        grid = run.grid
         print(f"{backbone}: {len(grid.results)} grid points recorded in {Path(grid.out_dir) / 'grid.csv'}")
         for record in grid.results:
             marker = "  <- selected" if record["folder"] == grid.best["folder"] else ""
@@ -151,21 +178,34 @@ def _command_predict(args: argparse.Namespace) -> int:
     from celeba_resnet_densenet.inference import AttributePredictor, format_prediction
 
     try:
-        predictor = AttributePredictor(args.checkpoint, device=args.device)
+        predictor = AttributePredictor(args.checkpoint, device=args.device, geometry=args.geometry)
+        print(f"model: {predictor.meta['backbone']} from {predictor.checkpoint}")
+        csv_path, predictions, unreadable = predictor.predict_folder(
+            args.images, args.out, batch_size=args.batch_size, progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"model: {predictor.meta['backbone']} from {predictor.checkpoint}")
-    failures = 0
-    for image in args.images:
-        try:
-            prediction = predictor([image], threshold=args.threshold)[0]
-        except (FileNotFoundError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            failures += 1
-            continue
+    for prediction in predictions[:args.show]:
         print(format_prediction(prediction))
-    return 1 if failures else 0
+    if len(predictions) > args.show:
+        print(f"... and {len(predictions) - args.show} more images")
+    print(f"{len(predictions)} image(s): probabilities and decisions written to {csv_path}")
+    if unreadable:
+        print(f"{len(unreadable)} unreadable image(s) skipped: {', '.join(map(str, unreadable[:20]))}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _command_ship(args: argparse.Namespace) -> int:
+    from celeba_resnet_densenet.inference import SHIPPED_MODEL
+    from celeba_resnet_densenet.pipeline import ship_model
+
+    record = ship_model(config_from_arguments(args), args.out, args.shipped_model or SHIPPED_MODEL)
+    print(f"shipped {record['backbone']} ({record['bytes'] / 2**20:.2f} MiB) to "
+          f"{args.shipped_model or SHIPPED_MODEL}; test mean AUROC {record['test_mean_auroc_shipped']:.4f} "
+          f"(fp32 {record['test_mean_auroc_fp32']:.4f})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,14 +223,24 @@ def main(argv: list[str] | None = None) -> int:
     throughput.add_argument("--steps", type=int, default=5, help="timed steps")
     throughput.add_argument("--warmup-steps", type=int, default=2)
     throughput.set_defaults(handler=_command_throughput)
-    predict = commands.add_parser("predict", help="attributes present in images")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict = commands.add_parser("predict", help="the 40 attributes of your images -> CSV")
+    predict.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     predict.add_argument("--checkpoint", default=None,
-                         help="model file written by reproduce (default: "
-                              "results/celeba_resnet_densenet/models/resnet50.pt)")
-    predict.add_argument("--threshold", type=float, default=None, help="default: the model's (0.5)")
+                         help="model file (default: the shipped model, pretrained/MODEL_CARD.md); also "
+                              "models/<backbone>.pt of a reproduce run")
+    predict.add_argument("--out", default="predictions.csv", help="CSV to write (default: predictions.csv)")
+    predict.add_argument("--geometry", choices=GEOMETRIES, default="auto",
+                         help="how the faces are cropped: celeba (aligned 178x218 frame), celeba-hq (square "
+                              "HQ crop), auto (by aspect ratio), resize (stretch as is)")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--show", type=int, default=5, help="print the present attributes of this many images")
     predict.add_argument("--device", default="auto")
+    predict.add_argument("--no-progress", action="store_true")
     predict.set_defaults(handler=_command_predict)
+    ship = commands.add_parser("ship", help="ship the better network of a finished reproduce run (--out)")
+    _add_experiment_arguments(ship)
+    ship.add_argument("--shipped-model", default=None, help="where to write it (default: the package's)")
+    ship.set_defaults(handler=_command_ship)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv

@@ -6,6 +6,12 @@ test image (182639.jpg) lies in CelebA's official test partition, so the officia
 used whenever the sample contains all three parts. The shared 10,000-image copy holds official
 training images only; there validation and test are carved out by identity (no person on two
 sides) with ``DataConfig.val_fraction`` / ``test_fraction``.
+
+Pixels: with ``RuntimeConfig.image_cache_dir`` set (the CPU scale), the sample's images are decoded
+and resized once into ``common.data.cache`` and every epoch reads uint8 pixels from it, flipped and
+normalised with ``torchvision.transforms.v2`` (:func:`cached_split_datasets`); otherwise
+``FaceDataset`` decodes each image every time it is read. Both resize with PIL's bilinear filter to
+``DataConfig.image_size`` and normalise with ImageNet statistics, so a model sees the same pixels.
 """
 from __future__ import annotations
 
@@ -16,6 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from celeba_resnet_densenet.config import IMAGENET_MEAN, IMAGENET_STD, DataConfig
+import torch
+from torchvision.transforms import v2
+
+from common.data.cache import CachedImageDataset, build_image_cache
 from common.data.celeba import CelebAAnnotations
 from common.data.dataset import FaceDataset, celeba_dataset
 from common.data.sources import open_celeba_source
@@ -99,6 +109,24 @@ def split_datasets(sample: AttributeSample, config: DataConfig) -> dict[str, Fac
             sample.annotations, sample.splits[name], landmarks=None, mask_paths=None,
             image_size=tuple(config.image_size), hflip=config.hflip and name == "train",
             normalize=image_normalization())
+    return datasets
+
+
+def cached_split_datasets(sample: AttributeSample, config: DataConfig, cache_dir: str | Path,
+                          progress: bool = True) -> dict[str, CachedImageDataset]:
+    """One ``CachedImageDataset`` per split over a decoded-image cache of the whole sample (built
+    on first use in ``cache_dir``): uint8 pixels -> [horizontal flip on train when
+    ``config.hflip``] -> float [0, 1] -> ImageNet normalisation; samples carry ``"attributes"``."""
+    cache = build_image_cache(sample.annotations.image_paths(), cache_dir, tuple(config.image_size),
+                              progress=progress)
+    mean, std = image_normalization()
+    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    datasets = {}
+    for name in SPLITS:
+        flip = [v2.RandomHorizontalFlip()] if config.hflip and name == "train" else []
+        datasets[name] = CachedImageDataset(cache, attributes=sample.annotations.attributes,
+                                            transform=v2.Compose(flip + to_float),
+                                            indices=sample.splits[name])
     return datasets
 
 

@@ -1,10 +1,14 @@
-"""Attribute prediction for single images (Velamala & Rawat, section "Predictions": ``predict(path)``
-prints the attributes the model finds present).
+"""Attribute prediction on your own images (Velamala & Rawat, section "Predictions": ``predict(path)``
+prints the attributes the model finds present), on the shared ``common.inference`` path.
 
-``predict(image)`` takes a path or a PIL image and returns the present attributes with their
-probabilities, in CelebA's attribute order; the model is one saved by ``reproduce``
-(``<out>/models/<backbone>.pt``) or by a grid point (``best_weights.pt``). The image is resized
-and normalised exactly as in training (the sizes are stored in the model file).
+The model is the one shipped with the package (:data:`SHIPPED_MODEL`, see ``pretrained/MODEL_CARD.md``)
+unless a checkpoint is given: a shipped-format file (``common.export``) or a ``models/<backbone>.pt``
+written by ``reproduce``. Each model file stores its input size, normalisation and per-attribute
+decision thresholds (chosen on validation), so an image is prepared exactly as in training:
+
+decode (any PIL mode, EXIF rotation applied) -> map the face from its source geometry to CelebA's
+aligned frame (``--geometry``, :func:`source_frame`) -> bilinear resize to the training size ->
+ImageNet normalisation -> the network -> sigmoid -> present where probability >= threshold.
 """
 from __future__ import annotations
 
@@ -12,99 +16,161 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from celeba_resnet_densenet.train import load_point_model
+from celeba_resnet_densenet.models import AttributeClassifier
+from common.checkpoint import load_checkpoint
+from common.data.dataset import decode_image, image_to_rgb
+from common.export import COMPACT_FORMAT, expand_state_dict
 from common.gpu import select_device
+from common.inference import FRAMES, ASPECT_TOLERANCE, FaceFrame, collect_images, map_to_frame, run_inference
+from common.inference import write_predictions_csv
 
-#: Where ``make reproduce-resnet-densenet`` leaves the selected ResNet50 (the paper's better model).
-DEFAULT_CHECKPOINT = Path("results/celeba_resnet_densenet/models/resnet50.pt")
+#: The model shipped with the package (DenseNet121 from the committed real-data run; model card beside it).
+SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / "densenet121_celeba_cpu.pt"
+#: ``--geometry`` choices: a frame of ``common.inference.FRAMES``, "auto" (by aspect ratio) or "resize".
+GEOMETRIES = ("auto", *FRAMES, "resize")
 
 
 @dataclass(frozen=True)
 class AttributePrediction:
-    """All 40 probabilities of one image and the threshold that makes an attribute present."""
+    """All 40 probabilities of one image and the per-attribute thresholds that make one present."""
 
     source: str
     probabilities: dict[str, float]
-    threshold: float
+    thresholds: dict[str, float]
 
     @property
     def present(self) -> dict[str, float]:
-        """Attributes with probability >= threshold, in CelebA's attribute order."""
-        return {name: p for name, p in self.probabilities.items() if p >= self.threshold}
+        """Attributes with probability >= their threshold, in CelebA's attribute order."""
+        return {name: p for name, p in self.probabilities.items() if p >= self.thresholds[name]}
 
 
-def open_image(source: str | os.PathLike | Image.Image) -> Image.Image:
-    """An RGB PIL image from a path or a PIL image; a file PIL cannot decode raises ``ValueError``
-    naming the file."""
-    if isinstance(source, Image.Image):
-        return source.convert("RGB")
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu"
+                    ) -> tuple[AttributeClassifier, dict]:
+    """A model file (shipped ``common.export`` format or ``reproduce``'s ``models/<backbone>.pt``)
+    -> (network in eval mode on ``device``, metadata)."""
+    path = Path(path)
+    state = load_checkpoint(path, map_location="cpu")
+    if not isinstance(state, dict) or "meta" not in state or not ({"model", "compact"} & set(state)):
+        raise ValueError(f"{path}: not a celeba_resnet_densenet model file (expected 'meta' and 'model' "
+                         f"or '{COMPACT_FORMAT}' weights)")
+    weights = expand_state_dict(state["compact"]) if "compact" in state else state["model"]
+    meta = state["meta"]
+    model = AttributeClassifier(meta["backbone"], num_features=meta["num_features"], dropout=meta["dropout"],
+                                num_attributes=meta["num_attributes"])
+    model.load_state_dict(weights)
+    return model.to(device).eval(), meta
+
+
+def source_frame(image: Image.Image, geometry: str, path: str | os.PathLike) -> FaceFrame | None:
+    """The frame ``image`` is cropped in: ``geometry`` by name, or for "auto" CelebA's aligned frame
+    when the aspect ratio is 178:218 and CelebA-HQ's when square (within 1 %); ``None`` for
+    "resize" (no geometry step, the image is stretched to the input size). Another aspect ratio
+    under "auto" raises ``ValueError`` naming the file."""
+    if geometry == "resize":
+        return None
+    if geometry != "auto":
+        return FRAMES[geometry]
+    aspect = image.width / image.height
+    for frame in (FRAMES["celeba"], FRAMES["celeba-hq"]):
+        if abs(aspect / (frame.width / frame.height) - 1.0) <= ASPECT_TOLERANCE:
+            return frame
+    raise ValueError(f"{path}: {image.width}x{image.height} is neither CelebA's aligned 178x218 frame nor a "
+                     f"square face crop; pass --geometry celeba|celeba-hq to say how the face is cropped, "
+                     f"or --geometry resize to stretch it as it is")
 
 
 class AttributePredictor:
-    """A saved model plus its preprocessing; call it on images."""
+    """A model file plus its preprocessing; call it on images or run it over folders."""
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto"):
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+    def __init__(self, checkpoint: str | os.PathLike | None = None, device: str = "auto",
+                 geometry: str = "auto"):
+        path = Path(checkpoint) if checkpoint is not None else SHIPPED_MODEL
         if not path.exists():
-            hint = (" (run `make reproduce-resnet-densenet` first, or pass --checkpoint)"
-                    if checkpoint is None else "")
-            raise FileNotFoundError(f"model file not found: {path}{hint}")
-        self.checkpoint = path
+            raise FileNotFoundError(f"model file not found: {path}")
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"unknown geometry {geometry!r}; choose one of {GEOMETRIES}")
+        self.checkpoint, self.geometry = path, geometry
         self.device = select_device(device)
-        self.model, self.meta = load_point_model(path, device=self.device)
+        self.model, self.meta = load_model_file(path, self.device)
         self.attribute_names = list(self.meta["attribute_names"])
         self.image_size = tuple(int(v) for v in self.meta["image_size"])
         self.mean = torch.tensor(self.meta["normalize_mean"], dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(self.meta["normalize_std"], dtype=torch.float32).view(3, 1, 1)
-        self.threshold = float(self.meta["threshold"])
+        thresholds = self.meta.get("thresholds", [self.meta.get("threshold", 0.5)] * len(self.attribute_names))
+        self.thresholds = np.asarray(thresholds, dtype=np.float64)
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Bilinear resize to the training size, [0, 1], ImageNet normalisation (as FaceDataset)."""
+    def preprocess(self, image: Image.Image, path: str | os.PathLike = "<image>") -> torch.Tensor:
+        """Geometry step, bilinear resize to the training size, [0, 1], ImageNet normalisation."""
         height, width = self.image_size
-        if image.size != (width, height):
+        frame = source_frame(image, self.geometry, path)
+        if frame is None:
             image = image.resize((width, height), Image.BILINEAR)
+        else:
+            image = map_to_frame(image, frame.scaled_to(image.width, image.height), FRAMES["celeba"],
+                                 (height, width))
         tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
         return (tensor - self.mean) / self.std
 
     @torch.no_grad()
-    def __call__(self, sources, threshold: float | None = None) -> list[AttributePrediction]:
-        """Predictions for a list of paths / PIL images (one forward pass)."""
-        threshold = self.threshold if threshold is None else float(threshold)
-        images = [open_image(source) for source in sources]
-        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
-        probabilities = torch.sigmoid(self.model(batch).float()).cpu().numpy()
-        return [AttributePrediction(
-                    source=str(source) if not isinstance(source, Image.Image) else "<PIL image>",
-                    probabilities={name: float(p) for name, p in zip(self.attribute_names, row)},
-                    threshold=threshold)
-                for source, row in zip(sources, probabilities)]
+    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) prepared images -> (B, 40) probabilities."""
+        return torch.sigmoid(self.model(batch.to(self.device)).float()).cpu()
+
+    def __call__(self, sources: Sequence[str | os.PathLike | Image.Image]) -> list[AttributePrediction]:
+        """Predictions for a list of paths / PIL images (one forward pass); an unreadable file raises
+        ``ValueError`` naming it."""
+        tensors = []
+        for source in sources:
+            if isinstance(source, Image.Image):
+                tensors.append(self.preprocess(image_to_rgb(source, "<PIL image>"), "<PIL image>"))
+                continue
+            image = decode_image(source)
+            if image is None:
+                raise ValueError(f"{source}: not a readable image (corrupt, truncated or empty)")
+            tensors.append(self.preprocess(image_to_rgb(image, source), source))
+        return self._predictions([str(s) if not isinstance(s, Image.Image) else "<PIL image>" for s in sources],
+                                 self.probabilities(torch.stack(tensors)).numpy())
+
+    def _predictions(self, names: Sequence[str], probabilities: np.ndarray) -> list[AttributePrediction]:
+        thresholds = dict(zip(self.attribute_names, self.thresholds.tolist()))
+        return [AttributePrediction(name, dict(zip(self.attribute_names, row.tolist())), thresholds)
+                for name, row in zip(names, probabilities)]
+
+    def predict_folder(self, inputs: Sequence[str | os.PathLike], out_csv: str | os.PathLike, *,
+                       batch_size: int = 32, progress: bool = True) -> tuple[Path, list[AttributePrediction],
+                                                                           list[Path]]:
+        """Every image under ``inputs`` (files or folders) -> a CSV with one row per readable image:
+        the 40 probabilities and the 40 decisions (1 = present at the model's threshold).
+        Returns (CSV path, predictions, unreadable files skipped)."""
+        paths = collect_images(inputs)
+        result = run_inference(paths, lambda image: self.preprocess(image), self.probabilities,
+                               batch_size=batch_size, progress=progress, description="faces")
+        decisions = (result.outputs >= self.thresholds).astype(np.int64)
+        values = np.concatenate([result.outputs.astype(object), decisions.astype(object)], axis=1)
+        columns = [f"{name}_probability" for name in self.attribute_names]
+        columns += [f"{name}_present" for name in self.attribute_names]
+        common_root = Path(os.path.commonpath([str(path.resolve().parent) for path in result.paths]))
+        csv_path = write_predictions_csv(out_csv, result.paths, columns, values, root=common_root)
+        return csv_path, self._predictions([str(p) for p in result.paths], result.outputs), result.unreadable
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_predictor(checkpoint: str | None, device: str) -> AttributePredictor:
-    return AttributePredictor(checkpoint, device)
+def _cached_predictor(checkpoint: str | None, device: str, geometry: str) -> AttributePredictor:
+    return AttributePredictor(checkpoint, device, geometry)
 
 
 def predict(image: str | os.PathLike | Image.Image, checkpoint: str | os.PathLike | None = None,
-            threshold: float | None = None, device: str = "auto") -> dict[str, float]:
-    """The attributes present in ``image`` -> ``{name: probability}`` in CelebA's order
-    (the paper's ``predict(path)``). The model is loaded once per checkpoint and kept."""
+            device: str = "auto", geometry: str = "auto") -> dict[str, float]:
+    """The attributes present in ``image`` -> ``{name: probability}`` in CelebA's order (the paper's
+    ``predict(path)``), with the shipped model unless ``checkpoint`` is given; loaded once and kept."""
     key = None if checkpoint is None else str(Path(checkpoint).resolve())
-    return _cached_predictor(key, device)([image], threshold)[0].present
+    return _cached_predictor(key, device, geometry)([image])[0].present
 
 
 def format_prediction(prediction: AttributePrediction) -> str:
@@ -112,7 +178,7 @@ def format_prediction(prediction: AttributePrediction) -> str:
     lines = [f"{prediction.source}:"]
     present = prediction.present
     if not present:
-        lines.append(f"  (no attribute with probability >= {prediction.threshold:.2f})")
+        lines.append("  (no attribute at or above its threshold)")
     width = max((len(name) for name in present), default=0)
     lines += [f"  {name:<{width}}  {probability:.3f}" for name, probability in present.items()]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from celeba_resnet_densenet.config import BACKBONE_TITLES, PAPER_DROPOUTS, PAPER_LEARNING_RATES
-from celeba_resnet_densenet.evaluate import AVERAGES, PAPER_AVERAGE
+from celeba_resnet_densenet.evaluate import AVERAGES, DECISION_RULES, HEADLINE_RULE, PAPER_AVERAGE, TEST_METRICS
 from celeba_resnet_densenet.train import DIVERGENCE_FACTOR, VALIDATION_METRICS
 from common.attributes import CELEBA_ATTRIBUTES
 from common.tables import Table, na
@@ -49,43 +49,95 @@ def _title(backbone: str) -> str:
     return BACKBONE_TITLES.get(backbone, backbone)
 
 
-def results_table(test_metrics: Mapping[str, Mapping[str, float]], majority_metrics: Mapping[str, float],
-                  scale_note: str) -> Table:
-    """Section "Testing": accuracy, precision, recall, F-score per model, ours vs the paper, and the
-    majority rule (each attribute's training-split majority value) as a floor."""
+def _interval_cells(interval) -> list[Any]:
+    return [interval.low, interval.high]
+
+
+def results_table(evaluated: Mapping[str, Mapping[str, Any]], majority: Mapping[str, Any], scale_note: str) -> Table:
+    """Section "Testing": accuracy, precision, recall, F-score per model at the validation-chosen
+    thresholds, with 95 % bootstrap intervals, ours vs the paper, the threshold-free mean AUROC and
+    mAP beside them, and the majority rule (each attribute's training-split majority value) as a floor."""
     rows = []
     for key, title in METRIC_TITLES.items():
-        rows.append([f"Majority rule {title}", majority_metrics[key], na("not in the paper"),
-                     na("not in the paper")])
-    for backbone, metrics in test_metrics.items():
+        rows.append([f"Majority rule {title}", majority["metrics"][key], *_interval_cells(majority["intervals"][key]),
+                     na("not in the paper"), na("not in the paper")])
+    for backbone, result in evaluated.items():
+        metrics, intervals = result["rules"][HEADLINE_RULE], result["intervals"]
         paper = PAPER_TEST_RESULTS.get(backbone)
-        for key, title in METRIC_TITLES.items():
+        for key, title in TEST_METRICS.items():
             ours = metrics[key]
-            paper_value = paper[key] if paper else na("model not in the paper")
-            delta = ours - paper[key] if paper else na("model not in the paper")
-            rows.append([f"{_title(backbone)} {title}", ours, paper_value, delta])
+            if paper and key in paper:
+                paper_value, delta = paper[key], ours - paper[key]
+            else:
+                why = na("model not in the paper") if not paper else na("the paper reports no threshold-free metric")
+                paper_value, delta = why, why
+            rows.append([f"{_title(backbone)} {title}", ours, *_interval_cells(intervals[key]), paper_value, delta])
     return Table(
         name="test_results",
         title="Test-set results (paper section \"Testing\"), ours vs Velamala & Rawat",
-        columns=["Model and metric", "Ours", "Paper", "Ours - paper"],
+        columns=["Model and metric", "Ours", "95% CI low", "95% CI high", "Paper", "Ours - paper"],
         rows=rows,
         notes=[scale_note,
                "Accuracy = fraction of correct (image, attribute) decisions; precision, recall and "
                f"F-score use scikit-learn's average=\"{PAPER_AVERAGE}\" (per image, then averaged): "
                "the paper does not name its averaging; its F-scores are below the harmonic mean of "
                "its P and R, which rules out micro averaging (see table averaging).",
-               "Attributes are predicted present where sigmoid(logit) >= 0.5. Majority rule: every "
-               "test image gets each attribute's majority value on the training split (no image is "
-               "looked at); class-weighted training trades accuracy against recall of rare attributes, "
-               "so a weak model can score below it."],
+               f"Decision rule: {DECISION_RULES[HEADLINE_RULE]}; the paper's 0.5 and the prior-corrected "
+               "rule are in table decision_rules. Mean AUROC and mAP (average precision) are threshold-free, "
+               "averaged over attributes with both classes in the test set.",
+               "95% CI: percentile bootstrap over test images (2,000 resamples; an image's 40 labels stay "
+               "together). Majority rule: every test image gets each attribute's majority value on the "
+               "training split (no image is looked at)."],
         float_format=".4f")
 
 
-def selected_hyperparameters_table(grid_results: Mapping[str, Any], config) -> Table:
-    """The grid point chosen on validation per model, beside the paper's choice."""
+def decision_rules_table(evaluated: Mapping[str, Mapping[str, Any]], test_labels: np.ndarray) -> Table:
+    """Test accuracy / P / R / F and the share of labels called present under each decision rule."""
     rows = []
-    for backbone, grid in grid_results.items():
-        best = grid.best
+    for backbone, result in evaluated.items():
+        for rule in DECISION_RULES:
+            metrics = result["rules"][rule]
+            rows.append([f"{_title(backbone)}, {rule}", metrics["accuracy"], metrics["precision"],
+                         metrics["recall"], metrics["f1"], float(result["predictions"][rule].mean())])
+    return Table(
+        name="decision_rules",
+        title="Decision rules on test: validation thresholds vs prior-corrected vs 0.5",
+        columns=["Model and rule", "Accuracy", "Precision", "Recall", "F-score", "Labels called present"],
+        rows=rows,
+        notes=[f"{rule}: {text}." for rule, text in DECISION_RULES.items()]
+              + [f"True share of present labels in the test split: {float(np.mean(test_labels)):.4f}. Class "
+                 "weighting moves the loss-minimising output for a true probability of 0.5 to 1 - prior "
+                 "(losses.py), so the 0.5 rule calls rare attributes present too often."],
+        float_format=".4f")
+
+
+def comparisons_table(compared: list[Mapping[str, Any]]) -> Table:
+    """Paired differences on the same test images with their 95 % bootstrap intervals."""
+    rows = []
+    for row in compared:
+        interval = row["interval"]
+        rows.append([f"{_title(row['a'])} - {_title(row['b'])}, {TEST_METRICS[row['metric']]}", interval.estimate,
+                     interval.low, interval.high, int(interval.excludes(0.0))])
+    return Table(
+        name="comparisons",
+        title="Paired comparisons on test (A - B, same images)",
+        columns=["A - B, metric", "Difference", "95% CI low", "95% CI high", "Interval excludes 0"],
+        rows=rows,
+        notes=["Percentile bootstrap over test images (2,000 resamples), both sides evaluated on the same "
+               "resampled images; models at their validation-chosen thresholds.",
+               "Interval excludes 0: 1 = the difference is established at this scale (A above B when it is "
+               "positive, below when negative); 0 = not distinguishable at this scale."]
+              + [f"{row[0]}: {row[1]:+.4f} [{row[2]:+.4f}, {row[3]:+.4f}], "
+                 f"{'established' if row[4] else 'not distinguishable at this scale'}." for row in rows],
+        float_format=".4f")
+
+
+def selected_hyperparameters_table(runs: Mapping[str, Any], config) -> Table:
+    """The grid point chosen on validation per model, beside the paper's choice; epochs are those of
+    the run whose weights are used (the retraining after a reduced-budget grid)."""
+    rows = []
+    for backbone, run in runs.items():
+        best = run.final
         paper = PAPER_SELECTED_POINT.get(backbone, {})
         rows.append([_title(backbone), best["learning_rate"], paper.get("learning_rate", na("not in paper")),
                      best["dropout"], paper.get("dropout", na("not in paper")),
@@ -171,41 +223,48 @@ def averaging_table(averaged: Mapping[str, Mapping[str, Mapping[str, float]]]) -
         float_format=".4f")
 
 
-def per_attribute_table(per_attribute: Mapping[str, Mapping[str, np.ndarray]], positive_rate: np.ndarray,
-                        scale_note: str) -> Table:
-    """Test accuracy / precision / recall / F1 of every attribute for each model."""
+def per_attribute_table(per_attribute: Mapping[str, Mapping[str, np.ndarray]],
+                        thresholds: Mapping[str, np.ndarray], positive_rate: np.ndarray, scale_note: str) -> Table:
+    """Per attribute and model: the validation-chosen threshold, test accuracy / P / R / F1 at it and
+    the test AUROC."""
     backbones = list(per_attribute)
+    keys = ("accuracy", "precision", "recall", "f1", "auroc")
     columns = ["Attribute", "Test positive rate"]
     for backbone in backbones:
-        columns += [f"{_title(backbone)} {label}" for label in ("acc", "P", "R", "F1")]
+        columns += [f"{_title(backbone)} {label}" for label in ("threshold", "acc", "P", "R", "F1", "AUROC")]
     rows = []
     for index, name in enumerate(CELEBA_ATTRIBUTES):
         row: list[Any] = [name, float(positive_rate[index])]
         for backbone in backbones:
             values = per_attribute[backbone]
-            row += [float(values[key][index]) for key in ("accuracy", "precision", "recall", "f1")]
+            auroc = float(values["auroc"][index])
+            row += [float(thresholds[backbone][index])]
+            row += [float(values[key][index]) for key in keys[:-1]]
+            row += [auroc if np.isfinite(auroc) else na("one class only in test")]
         rows.append(row)
     mean_row: list[Any] = ["mean (macro)", float(np.mean(positive_rate))]
     for backbone in backbones:
         values = per_attribute[backbone]
-        mean_row += [float(np.mean(values[key])) for key in ("accuracy", "precision", "recall", "f1")]
+        mean_row += [float(np.mean(thresholds[backbone]))]
+        mean_row += [float(np.mean(values[key])) for key in keys[:-1]] + [float(np.nanmean(values["auroc"]))]
     rows.append(mean_row)
     return Table(
         name="per_attribute",
-        title="Per-attribute test metrics (the paper prints none)",
+        title="Per-attribute test metrics at the validation-chosen thresholds (the paper prints none)",
         columns=columns, rows=rows,
         notes=[scale_note, "P, R and F1 of an attribute with no predicted or no true positives are 0 "
-               "(scikit-learn's zero_division=0)."],
+               "(scikit-learn's zero_division=0). AUROC is threshold-free; its mean skips attributes with "
+               "one class only."],
         float_format=".3f")
 
 
-def epoch_log_table(grid_results: Mapping[str, Any]) -> Table:
+def epoch_log_table(runs: Mapping[str, Any]) -> Table:
     """Per-epoch train / validation loss and accuracy of the selected runs; the paper prints epoch 1."""
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
     rows = []
-    for backbone, grid in grid_results.items():
+    for backbone, run in runs.items():
         paper_log = PAPER_EPOCH_LOG.get(backbone, {})
-        for entry in grid.best["epochs"]:
+        for entry in run.final["epochs"]:
             paper_epoch = paper_log.get(int(entry["epoch"]))
             row: list[Any] = [f"{_title(backbone)} epoch {int(entry['epoch'])}"]
             row += [entry[key] if key in entry else na("no training log row for this epoch") for key in keys]
@@ -226,7 +285,7 @@ def epoch_log_table(grid_results: Mapping[str, Any]) -> Table:
 # --------------------------------------------------------------------------- figures
 
 
-def plot_training_curves(grid_results: Mapping[str, Any], path: Path) -> Path:
+def plot_training_curves(runs: Mapping[str, Any], path: Path) -> Path:
     """Loss and accuracy per epoch (train solid, validation dashed) of each selected run."""
     import matplotlib
 
@@ -234,12 +293,12 @@ def plot_training_curves(grid_results: Mapping[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4.5))
-    for index, (backbone, grid) in enumerate(grid_results.items()):
+    for index, (backbone, run) in enumerate(runs.items()):
         color = f"C{index}"
-        epochs = grid.best["epochs"]
+        epochs = run.final["epochs"]
         x = [entry["epoch"] for entry in epochs]
-        label = (f"{_title(backbone)} (lr {grid.best['learning_rate']:g}, "
-                 f"dropout {grid.best['dropout']:g})")
+        label = (f"{_title(backbone)} (lr {run.final['learning_rate']:g}, "
+                 f"dropout {run.final['dropout']:g})")
         for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
             train = [entry.get(f"train_{key}", np.nan) for entry in epochs]
             val = [entry[f"val_{key}"] for entry in epochs]
@@ -252,22 +311,23 @@ def plot_training_curves(grid_results: Mapping[str, Any], path: Path) -> Path:
         axis.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = accuracy_axis.get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.06 * len(grid_results), 1, 1))
+    figure.tight_layout(rect=(0, 0.06 * len(runs), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
 
 
-def plot_grid(grid_results: Mapping[str, Any], metric: str, path: Path) -> Path:
+def plot_grid(runs: Mapping[str, Any], metric: str, path: Path) -> Path:
     """Heat map of the validation ``metric`` over learning rate x dropout, one panel per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(grid_results), figsize=(4.5 * len(grid_results), 3.5), squeeze=False)
-    for axis, (backbone, grid) in zip(axes[0], grid_results.items()):
+    figure, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.5), squeeze=False)
+    for axis, (backbone, run) in zip(axes[0], runs.items()):
+        grid = run.grid
         rates = sorted({float(r["learning_rate"]) for r in grid.results} | set(PAPER_LEARNING_RATES))
         dropouts = sorted({float(r["dropout"]) for r in grid.results} | set(PAPER_DROPOUTS))
         values = np.full((len(rates), len(dropouts)), np.nan)

@@ -34,7 +34,7 @@ import torch
 from celeba_resnet_densenet.config import ExperimentConfig
 from celeba_resnet_densenet.data import image_normalization
 from celeba_resnet_densenet.evaluate import binarize, predict_logits, sigmoid, summary_metrics
-from celeba_resnet_densenet.losses import WeightedBCELoss, balanced_class_weights
+from celeba_resnet_densenet.losses import WeightedBCELoss, class_weights
 from celeba_resnet_densenet.models import AttributeClassifier
 from common.attributes import CELEBA_ATTRIBUTES
 from common.checkpoint import load_checkpoint, save_checkpoint
@@ -75,6 +75,17 @@ class GridResult:
     results: list[dict[str, Any]]
     best: dict[str, Any]
     out_dir: Path
+
+
+@dataclass
+class BackboneRun:
+    """One backbone's grid, the record of the run whose weights are used (the selected grid point,
+    or its retraining after a reduced-budget grid), that run's folder and the bf16 decision."""
+
+    grid: GridResult
+    final: dict[str, Any]
+    folder: Path
+    bf16: dict[str, Any]
 
 
 def metric_mode(metric: str) -> str:
@@ -231,18 +242,24 @@ def _epoch_curves(history: list[dict[str, float]], log_csv: Path, n_steps_per_ep
     return epochs
 
 
+def build_criterion(config: ExperimentConfig, train_labels: np.ndarray) -> WeightedBCELoss:
+    """The BCE of ``config.optim.class_weighting`` with weights counted on ``train_labels``."""
+    weights = class_weights(train_labels, config.optim.class_weighting)
+    return WeightedBCELoss() if weights is None else WeightedBCELoss(*weights)
+
+
 def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, datasets: dict,
-                     train_labels: np.ndarray, folder: Path) -> dict[str, Any]:
-    """Train ``backbone`` at ``point`` for ``config.optim.epochs`` epochs in ``folder`` (resumable),
-    evaluating on validation after every epoch; returns the record stored as ``result.json``."""
+                     train_labels: np.ndarray, folder: Path, *, epochs: int | None = None,
+                     bf16: bool = False) -> dict[str, Any]:
+    """Train ``backbone`` at ``point`` for ``epochs`` (default ``config.optim.epochs``) epochs in
+    ``folder`` (resumable), evaluating on validation after every epoch, in bf16 autocast when
+    ``bf16``; returns the record stored as ``result.json``."""
     start = time.perf_counter()
+    n_epochs = config.optim.epochs if epochs is None else epochs
     seed_everything(config.seed)
     model = build_model(config, backbone, point.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=point.learning_rate)
-    if config.optim.class_weighting:
-        criterion = WeightedBCELoss(*balanced_class_weights(train_labels))
-    else:
-        criterion = WeightedBCELoss()
+    criterion = build_criterion(config, train_labels)
     threshold = config.optim.threshold
     selection = config.grid.selection_metric
     logit_threshold = math.log(threshold / (1.0 - threshold))
@@ -268,8 +285,8 @@ def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, 
     n_steps = steps_per_epoch(len(datasets["train"]), config.optim.batch_size)
     runtime = config.runtime
     train_config = TrainConfig(
-        out_dir=folder, max_steps=n_steps * config.optim.epochs, log_every=n_steps,
-        eval_every=n_steps, checkpoint_every=0, bf16=runtime.bf16, channels_last=runtime.channels_last,
+        out_dir=folder, max_steps=n_steps * n_epochs, log_every=n_steps,
+        eval_every=n_steps, checkpoint_every=0, bf16=bf16, channels_last=runtime.channels_last,
         compile=runtime.compile, device=runtime.device, seed=config.seed, best_metric=SELECTION_KEY,
         best_mode=metric_mode(selection), tensorboard=runtime.tensorboard, progress=runtime.progress)
     trainer = Trainer(model, optimizer, datasets["train"], train_config,
@@ -308,6 +325,9 @@ def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, 
         "train_images_per_second": result.samples_per_second,
         "train_seconds": round(time.perf_counter() - start, 3),
         "steps_per_epoch": n_steps,
+        "epochs_trained": n_epochs,
+        "n_train": len(datasets["train"]),
+        "bf16": bf16,
     }
 
 

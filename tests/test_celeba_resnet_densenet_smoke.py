@@ -14,6 +14,7 @@ from benchmarks.expected import malformed_cells, smoke_command
 from celeba_resnet_densenet.inference import AttributePredictor, predict
 from celeba_resnet_densenet.tables import PAPER_TEST_RESULTS
 from common.attributes import CELEBA_ATTRIBUTES
+from common.metrics import search_thresholds
 from common.synthetic import render_face
 from common.tables import read_tables
 
@@ -35,33 +36,50 @@ def synthetic_face_path(tmp_path_factory) -> tuple[Path, np.ndarray]:
     return path, face.attributes
 
 
-def _sklearn_metric(smoke_dir: Path, backbone: str, key: str) -> float:
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+def _sklearn_metrics(smoke_dir: Path, backbone: str) -> dict[str, float]:
+    """The headline test metrics recomputed with scikit-learn from the saved predictions and the
+    saved validation-chosen thresholds."""
+    from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, precision_score,
+                                 recall_score, roc_auc_score)
 
     saved = np.load(smoke_dir / f"test_predictions_{backbone}.npz")
-    truth, predicted = saved["labels"].astype(int), (saved["probabilities"] >= 0.5).astype(int)
-    if key == "accuracy":
-        return float(accuracy_score(truth.ravel(), predicted.ravel()))
-    scorer = {"precision": precision_score, "recall": recall_score, "f1": f1_score}[key]
-    return float(scorer(truth, predicted, average="samples", zero_division=0))
+    truth, probabilities = saved["labels"].astype(int), saved["probabilities"]
+    predicted = (probabilities >= saved["thresholds_validation"]).astype(int)
+    both_classes = [c for c in range(truth.shape[1]) if 0 < truth[:, c].sum() < len(truth)]
+    return {
+        "accuracy": float(accuracy_score(truth.ravel(), predicted.ravel())),
+        **{key: float(scorer(truth, predicted, average="samples", zero_division=0))
+           for key, scorer in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score))},
+        "mean_auroc": float(np.mean([roc_auc_score(truth[:, c], probabilities[:, c]) for c in both_classes])),
+        "mean_ap": float(np.mean([average_precision_score(truth[:, c], probabilities[:, c]) for c in both_classes])),
+    }
+
+
+METRIC_KEYS = {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F-score": "f1",
+               "Mean AUROC": "mean_auroc", "mAP": "mean_ap"}
 
 
 def test_smoke_tables_put_the_paper_beside_ours(smoke_dir):
     tables = read_tables(smoke_dir)
-    assert {"test_results", "selected_hyperparameters", "grid_resnet50", "grid_densenet121", "averaging",
-            "per_attribute", "epoch_log"} <= set(tables)
+    assert {"test_results", "decision_rules", "comparisons", "selected_hyperparameters", "grid_resnet50",
+            "grid_densenet121", "averaging", "per_attribute", "epoch_log"} <= set(tables)
     results = tables["test_results"]
-    assert len(results.rows) == 12
+    assert len(results.rows) == 4 + 2 * len(METRIC_KEYS)
     assert [row[0] for row in results.rows[:4]] == [f"Majority rule {m}" for m in
                                                     ("Accuracy", "Precision", "Recall", "F-score")]
-    for label, ours, paper, delta in results.rows[4:]:
+    recomputed = {backbone: _sklearn_metrics(smoke_dir, backbone) for backbone in ("resnet50", "densenet121")}
+    for label, ours, low, high, paper, delta in results.rows[4:]:
         model, metric = label.split(" ", 1)
         backbone = {"ResNet50": "resnet50", "DenseNet121": "densenet121"}[model]
-        key = {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F-score": "f1"}[metric]
-        assert paper == PAPER_TEST_RESULTS[backbone][key]
-        # Ours is what scikit-learn computes from the saved test predictions at threshold 0.5.
-        assert ours == pytest.approx(_sklearn_metric(smoke_dir, backbone, key), abs=1e-12), label
-        assert delta == pytest.approx(ours - paper)
+        key = METRIC_KEYS[metric]
+        # Ours is what scikit-learn computes from the saved predictions at the saved thresholds.
+        assert ours == pytest.approx(recomputed[backbone][key], abs=1e-9), label
+        assert low <= high, label  # a percentile interval need not contain a biased estimate
+        if key in PAPER_TEST_RESULTS[backbone]:
+            assert paper == PAPER_TEST_RESULTS[backbone][key]
+            assert delta == pytest.approx(ours - paper)
+        else:
+            assert paper.startswith("n/a: ") and delta.startswith("n/a: ")
     assert any("Scale smoke" in note for note in results.notes)
     assert len(tables["per_attribute"].rows) == len(CELEBA_ATTRIBUTES) + 1
     grid = tables["grid_resnet50"]
@@ -82,37 +100,96 @@ def test_smoke_tables_put_the_paper_beside_ours(smoke_dir):
     assert sum(row["selected"] == "yes" for row in rows) == 1
 
 
+def test_thresholds_are_chosen_on_validation_only(smoke_dir):
+    """The saved validation thresholds are the per-attribute search on the *validation* predictions;
+    the prior-corrected ones are 1 - the training prior (balanced weighting at smoke scale)."""
+    saved = np.load(smoke_dir / "test_predictions_resnet50.npz")
+    assert np.array_equal(saved["thresholds_validation"],
+                          search_thresholds(saved["val_labels"], saved["val_probabilities"]))
+    assert not set(saved["image_ids"]) & set(saved["val_image_ids"])
+    assert np.all((saved["thresholds_prior"] > 0) & (saved["thresholds_prior"] <= 1))
+    assert np.all(saved["thresholds_fixed"] == 0.5)
+    compared = read_tables(smoke_dir)["comparisons"]
+    for a_minus_b, difference, low, high, established in compared.rows:
+        assert low <= high, a_minus_b
+        assert established == int(low > 0 or high < 0)
+
+
 def test_predict_on_a_synthetic_face_after_smoke_training(smoke_dir, synthetic_face_path):
     path, _ = synthetic_face_path
     checkpoint = smoke_dir / "models" / "resnet50.pt"
-    present = predict(path, checkpoint=checkpoint)
-    assert present, "no attribute predicted present"
-    assert list(present) == [name for name in CELEBA_ATTRIBUTES if name in present]  # file order
-    assert all(0.5 <= probability <= 1.0 for probability in present.values())
-    # the same answer for a PIL image, and the full 40 probabilities behind it
-    assert predict(Image.open(path), checkpoint=checkpoint) == pytest.approx(present)
-    full = AttributePredictor(checkpoint, device="cpu")([path])[0]
+    predictor = AttributePredictor(checkpoint, device="cpu")
+    full = predictor([path])[0]
     assert list(full.probabilities) == list(CELEBA_ATTRIBUTES)
-    assert full.present == pytest.approx(present)
+    thresholds = np.load(smoke_dir / "test_predictions_resnet50.npz")["thresholds_validation"]
+    assert list(full.thresholds.values()) == pytest.approx(thresholds.tolist())
+    present = predict(path, checkpoint=checkpoint)
+    assert present == pytest.approx(full.present)
+    assert list(present) == [name for name in CELEBA_ATTRIBUTES if name in present]  # file order
+    assert all(p >= full.thresholds[name] for name, p in present.items())
+    # the same answer for a PIL image
+    assert predict(Image.open(path), checkpoint=checkpoint) == pytest.approx(present)
 
 
-def test_predict_command_prints_attributes_and_rejects_non_images(smoke_dir, synthetic_face_path, tmp_path):
+def test_predict_command_writes_a_csv_and_skips_unreadable_files(smoke_dir, synthetic_face_path, tmp_path):
     path, _ = synthetic_face_path
-    not_an_image = tmp_path / "notes.jpg"
-    not_an_image.write_text("this is text, not a JPEG\n")
+    folder = tmp_path / "faces"
+    (folder / "nested").mkdir(parents=True)
+    Image.open(path).save(folder / "a.png")
+    Image.open(path).convert("L").save(folder / "nested" / "grey.jpg")
+    (folder / "notes.jpg").write_text("this is text, not a JPEG\n")
     checkpoint = smoke_dir / "models" / "densenet121.pt"
+    out_csv = tmp_path / "out" / "predictions.csv"
     completed = subprocess.run(
-        [sys.executable, "-m", PACKAGE, "predict", str(path), str(not_an_image), "--checkpoint", str(checkpoint)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 1, completed.stderr
-    lines = completed.stdout.splitlines()
-    assert lines[0].startswith("model: densenet121")
-    assert lines[1] == f"{path}:"
-    printed = [line.split() for line in lines[2:]]
-    assert printed and all(name in CELEBA_ATTRIBUTES and 0.5 <= float(p) <= 1.0 for name, p in printed)
-    assert f"{not_an_image}: not a readable image" in completed.stderr
+        [sys.executable, "-m", PACKAGE, "predict", str(folder), "--checkpoint", str(checkpoint),
+         "--out", str(out_csv), "--no-progress"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1, completed.stderr  # an unreadable file was skipped
+    assert completed.stdout.splitlines()[0].startswith("model: densenet121")
+    assert "notes.jpg" in completed.stderr
+    with open(out_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["image"] for row in rows] == ["a.png", "nested/grey.jpg"]
+    predictor = AttributePredictor(checkpoint, device="cpu")
+    expected = predictor([folder / "a.png"])[0]
+    for name in CELEBA_ATTRIBUTES:
+        assert float(rows[0][f"{name}_probability"]) == pytest.approx(expected.probabilities[name], abs=1e-5)
+        assert int(rows[0][f"{name}_present"]) == int(name in expected.present)
     with pytest.raises(ValueError, match="notes.jpg: not a readable image"):
-        predict(not_an_image, checkpoint=checkpoint)
+        predict(folder / "notes.jpg", checkpoint=checkpoint)
+
+
+def test_geometry_choices_of_the_command_line_match_the_package():
+    from celeba_resnet_densenet.__main__ import GEOMETRIES as CLI_GEOMETRIES
+    from celeba_resnet_densenet.inference import GEOMETRIES
+
+    assert CLI_GEOMETRIES == GEOMETRIES
+
+
+def test_ship_writes_the_network_that_fits_with_a_model_card(smoke_dir, tmp_path, synthetic_face_path):
+    """``ship`` ranks by validation AUROC, passes over a network above 10 MB (ResNet50's int8 weights
+    are ~23 MB) naming why, and the shipped int8/fp16 weights score like the fp32 ones."""
+    from celeba_resnet_densenet.config import ExperimentConfig
+    from celeba_resnet_densenet.pipeline import ship_model
+    from common.export import SHIPPED_MODEL_MAX_BYTES
+
+    shipped = tmp_path / "pretrained" / "model.pt"
+    record = ship_model(ExperimentConfig.smoke(), smoke_dir, shipped)
+    assert record["backbone"] == "densenet121"  # ResNet50 never fits 10 MB, whatever its rank
+    ranking = sorted(record["validation_ranking"], key=lambda b: -record["validation_ranking"][b]["mean_auroc"])
+    ranked_above = ranking[:ranking.index("densenet121")]
+    assert sorted(record["passed_over"]) == sorted(ranked_above)
+    assert all("over the limit" in why for why in record["passed_over"].values())
+    assert shipped.stat().st_size == record["bytes"] <= SHIPPED_MODEL_MAX_BYTES
+    assert abs(record["test_mean_auroc_shipped"] - record["test_mean_auroc_fp32"]) < 0.02
+    card = (tmp_path / "pretrained" / "MODEL_CARD.md").read_text()
+    assert "non-commercial research" in card
+    assert f"{record['test_mean_auroc_shipped']:.4f}" in card
+    # the shipped file predicts like the full model it came from
+    path, _ = synthetic_face_path
+    full = AttributePredictor(smoke_dir / "models" / "densenet121.pt", device="cpu")([path])[0]
+    compact = AttributePredictor(shipped, device="cpu")([path])[0]
+    assert max(abs(full.probabilities[n] - compact.probabilities[n]) for n in CELEBA_ATTRIBUTES) < 0.05
+    assert compact.thresholds == full.thresholds
 
 
 @pytest.mark.slow
