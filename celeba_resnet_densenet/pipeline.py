@@ -42,6 +42,7 @@ from celeba_resnet_densenet.evaluate import (AVERAGES, DECISION_RULES, HEADLINE_
 from celeba_resnet_densenet.evaluate import TEST_METRICS as TEST_METRIC_TITLES
 from celeba_resnet_densenet.tables import (averaging_table, comparisons_table, decision_rules_table,
                                            epoch_log_table, grid_table, per_attribute_table, plot_grid,
+                                           plot_per_attribute_auroc,
                                            plot_training_curves, results_table, selected_hyperparameters_table)
 from celeba_resnet_densenet.train import (WEIGHTS_FILE, BackboneRun, GridPoint, build_model, load_point_model,
                                           run_grid, train_grid_point)
@@ -305,6 +306,7 @@ def reproduce(config: ExperimentConfig, out_dir: str | os.PathLike, argv: Sequen
     unreadable = {name: dataset.unreadable_summary() for name, dataset in datasets.items()}
     plot_training_curves(runs, out_dir / "training_curves.png")
     plot_grid(runs, config.grid.selection_metric, out_dir / "grid_validation.png")
+    plot_per_attribute_auroc({b: r["per_attribute"] for b, r in evaluated.items()}, out_dir / "per_attribute_auroc.png")
     (out_dir / "throughput.json").write_text(json.dumps(throughput, indent=1) + "\n", encoding="utf-8")
     headline = {backbone: result["rules"][HEADLINE_RULE] for backbone, result in evaluated.items()}
     write_run_record(out_dir, argv, config, start_time=start,

@@ -352,3 +352,32 @@ def plot_grid(runs: Mapping[str, Any], metric: str, path: Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def plot_per_attribute_auroc(per_attribute: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> Path:
+    """Test AUROC of every attribute for each network, attributes sorted by the first network's AUROC
+    (the paper compares the two networks only through four averaged numbers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backbones = list(per_attribute)
+    order = np.argsort(np.nan_to_num(per_attribute[backbones[0]]["auroc"], nan=0.0))
+    positions = np.arange(len(CELEBA_ATTRIBUTES))
+    height = 0.8 / len(backbones)
+    figure, axis = plt.subplots(figsize=(7, 10))
+    for index, backbone in enumerate(backbones):
+        values = per_attribute[backbone]["auroc"][order]
+        axis.barh(positions + (index - (len(backbones) - 1) / 2) * height, np.nan_to_num(values, nan=0.0),
+                  height=height, color=f"C{index}", label=_title(backbone))
+    axis.axvline(0.5, color="k", linestyle="--", linewidth=1, label="chance")
+    axis.set_yticks(positions, [CELEBA_ATTRIBUTES[i] for i in order], fontsize=7)
+    axis.set(xlabel="test AUROC", xlim=(0.0, 1.0), title="Per-attribute test AUROC")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -92,7 +92,8 @@ def test_smoke_tables_put_the_paper_beside_ours(smoke_dir):
     for table in tables.values():  # the CI regression check keys rows on their (unique) label
         assert len({row[0] for row in table.rows}) == len(table.rows), table.name
         assert malformed_cells(table.name, table) == []
-    for name in ("training_curves.png", "grid_validation.png", "run.json", "throughput.json"):
+    for name in ("training_curves.png", "grid_validation.png", "per_attribute_auroc.png", "run.json",
+                 "throughput.json"):
         assert (smoke_dir / name).is_file(), name
     with open(smoke_dir / "grid" / "resnet50" / "grid.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
