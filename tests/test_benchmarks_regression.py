@@ -124,6 +124,21 @@ def test_a_constant_number_in_a_trained_column_gets_the_column_margin():
     assert rows["B"][1]["band"] == [-3.0, 3.0] and rows["B"][2] == {"paper": 8.2}
 
 
+def test_per_attribute_columns_share_their_widest_band():
+    """In a table with a row per CelebA attribute, an attribute whose value barely moved across the
+    measured runs gets the column's widest half-width, centred on its own range; other tables keep
+    each cell's own band."""
+    runs = [[["Bald", 0.50, 0.1], ["Smiling", 0.40, 0.2]], [["Bald", 0.50, 0.1], ["Smiling", 0.80, 0.2]],
+            [["Bald", 0.52, 0.1], ["Smiling", 0.60, 0.2]]]
+    rows = {row[0]: row for row in _document(runs)["tables"]["t1"]["rows"]}
+    assert rows["Smiling"][1]["band"] == pytest.approx([0.0, 1.2])
+    assert rows["Bald"][1]["band"] == pytest.approx([0.51 - 0.6, 0.51 + 0.6])
+    assert rows["Bald"][2] == {"paper": 0.1}
+    renamed = [[[f"row {label}", *values] for label, *values in run] for run in runs]
+    rows = {row[0]: row for row in _document(renamed)["tables"]["t1"]["rows"]}
+    assert rows["row Bald"][1]["band"] == pytest.approx([0.48, 0.54])
+
+
 def test_build_document_refuses_runs_with_different_structure():
     with pytest.raises(ValueError, match="other rows or columns"):
         _document([[["A", 1.0, 2.0]], [["B", 1.0, 2.0]]])
