@@ -1,6 +1,10 @@
-"""``python -m attribute_inversion reproduce [--scale smoke|cpu|paper] [--data-root DIR] [--out DIR]``.
+"""Tu et al., "Face Attribute Inversion": Table 1, Fig. 2 and Fig. 3, and the trained generator.
 
-Reproduces Table 1, Fig. 2 and Fig. 3 of Tu et al., "Face Attribute Inversion"."""
+    python -m attribute_inversion reproduce [--scale smoke|cpu|paper] [--data-root DIR] [--out DIR]
+    python -m attribute_inversion evaluate --checkpoint DIR [--out DIR]
+    python -m attribute_inversion invert --attribute Eyeglasses IMAGES_OR_FOLDER ... --out DIR [--checkpoint PATH]
+    python -m attribute_inversion export --checkpoint DIR --attribute Eyeglasses [--out FILE]
+"""
 from __future__ import annotations
 
 import argparse
@@ -40,7 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     reproduce = commands.add_parser("reproduce", help="train ours + CycleGAN, write Table 1 and Figs. 2-3")
     reproduce.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="smoke",
-                           help="smoke: synthetic faces, ~2 min on 2 cores; cpu: real data sized for a 2-core CPU; "
+                           help="smoke: synthetic faces, ~2.5 min on 2 cores; cpu: real data sized for a 2-core CPU; "
                                 "paper: §3.1's setting")
     reproduce.add_argument("--data-root", type=Path, default=None,
                            help="folder holding celeba/ (e.g. ../shared/data) or a CelebA root; "
@@ -60,6 +64,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     reproduce.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     reproduce.add_argument("--channels-last", action="store_true")
     reproduce.add_argument("--compile", action="store_true", help="torch.compile the networks")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="recompute Table 1 (and every table and figure) from a reproduce run's finished "
+                         "checkpoints, without training")
+    evaluate.add_argument("--checkpoint", type=Path, required=True,
+                          help="the run's checkpoint folder (reproduce --checkpoint-dir, default OUT/train) "
+                               "or its --out folder")
+    evaluate.add_argument("--out", type=Path, default=None, help="default: CHECKPOINT_FOLDER/evaluation")
+    evaluate.add_argument("--data-root", type=Path, default=None,
+                          help="where the run's CelebA copy lives now (default: the path it recorded; "
+                               "synthetic faces are re-rendered)")
+    evaluate.add_argument("--bootstrap-resamples", type=int, default=None,
+                          help="resamples of the ours - CycleGAN intervals (default: the scale's, 300)")
+    evaluate.add_argument("--device", default="auto")
+
+    invert = commands.add_parser("invert", help="invert an attribute on your own face images with our generator")
+    invert.add_argument("images", nargs="+", type=Path, help="image files and/or folders (searched recursively)")
+    invert.add_argument("--attribute", required=True, choices=PAPER_ATTRIBUTES)
+    invert.add_argument("--out", type=Path, required=True,
+                        help="inverted faces (PNG, same relative names), comparison.png, invert.json")
+    invert.add_argument("--checkpoint", type=Path, default=None,
+                        help="a reproduce run (its --out or checkpoint folder), an ours run folder or its "
+                             "last.pt, or a shipped generator file; default "
+                             "attribute_inversion/pretrained/generator_<ATTRIBUTE>.pt")
+    invert.add_argument("--geometry", choices=("celeba", "celeba-hq"), default="celeba",
+                        help="how your faces are framed: celeba = CelebA's aligned 178x218 frame (any size "
+                             "with that aspect ratio), celeba-hq = a CelebA-HQ / FFHQ-like square crop")
+    invert.add_argument("--batch-size", type=int, default=32)
+    invert.add_argument("--grid-images", type=int, default=16, help="faces shown in comparison.png")
+    invert.add_argument("--device", default="auto")
+
+    export = commands.add_parser("export", help="write a finished generator as a shipped model file (<= 10 MiB)")
+    export.add_argument("--checkpoint", type=Path, required=True, help="a reproduce run's --out or checkpoint folder")
+    export.add_argument("--attribute", required=True, choices=PAPER_ATTRIBUTES)
+    export.add_argument("--out", type=Path, default=None,
+                        help="default attribute_inversion/pretrained/generator_<ATTRIBUTE>.pt (what invert uses)")
     return parser.parse_args(argv)
 
 
@@ -103,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    command = [sys.executable, "-m", "attribute_inversion", *argv]
+    if args.command == "evaluate":
+        return evaluate_command(args, command)
+    if args.command == "invert":
+        return invert_command(args)
+    if args.command == "export":
+        return export_command(args)
     from .evaluate import reproduce
 
     config = build_config(args)
@@ -111,9 +158,50 @@ def main(argv: list[str] | None = None) -> int:
 
         verify_celeba_checksums(args.data_root)
     written = reproduce(config, args.out, data_root=args.data_root, checkpoint_dir=args.checkpoint_dir,
-                        argv=[sys.executable, "-m", "attribute_inversion", *argv])
+                        argv=command)
     print((args.out / "table1.md").read_text(encoding="utf-8"))
     print(f"wrote {', '.join(sorted(written))} to {args.out}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace, command: list[str]) -> int:
+    from .evaluate import evaluate_checkpoints
+
+    try:
+        out_dir, _ = evaluate_checkpoints(args.checkpoint, args.out, data_root=args.data_root, device=args.device,
+                                          bootstrap_resamples=args.bootstrap_resamples, argv=command)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"evaluate: {error}") from None
+    print((out_dir / "table1.md").read_text(encoding="utf-8"))
+    print(f"wrote Table 1 and the other tables and figures, recomputed from {args.checkpoint}, to {out_dir}")
+    return 0
+
+
+def invert_command(args: argparse.Namespace) -> int:
+    from .invert import invert_images
+
+    try:
+        result = invert_images(args.images, args.out, args.attribute, checkpoint=args.checkpoint,
+                               geometry=args.geometry, device=args.device, batch_size=args.batch_size,
+                               grid_images=args.grid_images)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"invert: {error}") from None
+    print(f"generator: {result.generator.source} ({result.generator.description})")
+    print(f"wrote {len(result.written)} inverted face(s) ({args.attribute}) and {result.grid.name} to {args.out}")
+    if result.unreadable:
+        print(f"skipped {len(result.unreadable)} unreadable file(s): "
+              + ", ".join(str(path) for path in result.unreadable))
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from .checkpoints import export_generator
+
+    try:
+        path, size = export_generator(args.checkpoint, args.attribute, args.out)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"export: {error}") from None
+    print(f"wrote {path} ({size / 2 ** 20:.2f} MiB)")
     return 0
 
 

@@ -1,20 +1,24 @@
-"""Evaluation of §3.2-3.3 and the whole ``reproduce`` pipeline.
+"""Evaluation of §3.2-3.3, the ``reproduce`` pipeline and its evaluate-only twin.
 
-For every studied attribute: train ours and CycleGAN (and once, the attribute judge), invert the
-held-out test faces, then measure
+For every studied attribute: train ours and CycleGAN (and once, the attribute judge) -- or, for
+``evaluate --checkpoint``, load the finished ones -- invert the held-out test faces, then measure
 - FID (Eq. 9) between the real test faces and their inversions, on the Inception pool3 features,
-  2048-d and after PCA to 1024 dimensions (§3.3.2; ``common.metrics.fid``);
+  2048-d and after PCA to 1024 dimensions (§3.3.2; ``common.metrics.fid``), and KID on the same
+  features (``common.metrics.kid``; unbiased at small N);
 - DFN (Eq. 8): gamma_i = ||phi(G(x_i))|| / ||phi(x_i)|| with phi a face-recognition network
   (``common.metrics.dfn``); mean and IQR (§3.3.1, Fig. 3);
-- the attribute success rate: how often the judge classifies G(x) with the inverted label.
-Writes Table 1 (+ details), Fig. 2-style grids and Fig. 3 boxplots.
+- the attribute success rate: how often the judge classifies G(x) with the inverted label;
+- calibration rows (identity G(x) = x, real vs real at the same N) and the target-domain distance,
+  and paired intervals of ours - CycleGAN (``calibration``; not in the paper).
+Writes Table 1 (+ calibration, intervals, details), Fig. 2-style grids and Fig. 3 boxplots.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,11 +34,16 @@ from common.gpu import select_device
 from common.metrics import balanced_accuracy
 from common.metrics.dfn import CELEBA_ALIGNED_LANDMARKS, CELEBA_ALIGNED_SIZE, FaceFeatureNorm
 from common.metrics.fid import InceptionFeatureExtractor, fid_from_features, frechet_distance_from_samples
-from common.tables import Table, write_run_record, write_tables
+from common.metrics.kid import kid_from_features
+from common.tables import Table, na, write_run_record, write_tables
 
 from . import tables
+from .calibration import (Comparison, PairedDistances, ReferenceDistances, compare, disjoint_real_sample, distances,
+                          mean_of, split_target_domain)
+from .checkpoints import (config_from_experiment, data_root_of, find_checkpoint_folder, load_judge,
+                          load_trained_pair, read_experiment)
 from .config import ReproduceConfig
-from .data import InversionSplit, make_split, heldout_test_set
+from .data import InversionSplit, face_dataset, heldout_test_set, make_split
 from .figures import save_dfn_boxplots, save_sample_grid
 from .train import (experiment_fingerprint, invert_with_cyclegan, invert_with_generator, train_cyclegan,
                     train_inversion, train_judge)
@@ -51,16 +60,18 @@ class Inversions:
     inputs: torch.Tensor
     outputs: torch.Tensor
     labels: torch.Tensor  # original attribute label c (1 = has the attribute)
+    rows: np.ndarray | None = None  # each face's row of the annotations (None: positions)
 
 
 @torch.no_grad()
 def invert_test_faces(models: dict[str, nn.Module], invert_fn, dataset, attribute: str,
-                      batch_size: int, device: torch.device) -> Inversions:
-    """Run one model over the test set in order (eval mode)."""
+                      batch_size: int, device: torch.device, rows: np.ndarray | None = None) -> Inversions:
+    """Run one model over the test set in order (eval mode). ``rows[i]`` is the annotation row of
+    ``dataset[i]``; a corrupt image is skipped, so ``Inversions.rows`` says which faces remain."""
     for model in models.values():
         model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_skip_corrupt)
-    inputs, outputs, labels = [], [], []
+    inputs, outputs, labels, positions = [], [], [], []
     for batch in loader:
         if batch is None:
             continue
@@ -69,7 +80,10 @@ def invert_test_faces(models: dict[str, nn.Module], invert_fn, dataset, attribut
         outputs.append(invert_fn(models, images, label).float().cpu())
         inputs.append(batch["image"])
         labels.append(label.cpu())
-    return Inversions(torch.cat(inputs), torch.cat(outputs).clamp(-1, 1), torch.cat(labels))
+        positions.append(batch["index"].numpy())
+    positions = np.concatenate(positions).astype(np.int64)
+    return Inversions(torch.cat(inputs), torch.cat(outputs).clamp(-1, 1), torch.cat(labels),
+                      positions if rows is None else np.asarray(rows, np.int64)[positions])
 
 
 def unit_range(images: torch.Tensor) -> torch.Tensor:
@@ -126,36 +140,198 @@ class Metrics:
                 "fid_pca": fid_from_features(real_features, generated_features, pca_dim=self.pca_dims)}
 
 
+@dataclass
+class HeldoutFeatures:
+    """Inception features of every held-out face (the test faces, the reference sets and floors of
+    the calibration rows), computed once per run: ``features[i]`` is annotation row ``rows[i]``."""
+
+    rows: np.ndarray
+    features: np.ndarray
+    attributes: np.ndarray  # (N, 40) labels of those rows
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        positions = np.searchsorted(self.rows, rows)
+        if len(rows) and (positions.max() >= len(self.rows) or not np.array_equal(self.rows[positions], rows)):
+            raise KeyError("some rows are not held-out faces with features")
+        return self.features[positions]
+
+    def labels(self, attribute: str) -> np.ndarray:
+        return self.attributes[:, ATTRIBUTE_INDEX[attribute]].astype(np.uint8)
+
+
+@torch.no_grad()
+def heldout_features(annotations: CelebAAnnotations, split: InversionSplit, config: ReproduceConfig,
+                     metrics: Metrics) -> HeldoutFeatures:
+    """Inception features of all held-out faces, cropped and scaled as the test faces (corrupt ones skipped)."""
+    rows = np.sort(split.heldout_indices)
+    dataset = face_dataset(annotations, rows, config.data.image_size)
+    loader = DataLoader(dataset, batch_size=config.evaluation.eval_batch_size, shuffle=False,
+                        collate_fn=collate_skip_corrupt)
+    kept, features = [], []
+    for batch in loader:
+        if batch is None:
+            continue
+        features.append(metrics.inception.features(unit_range(batch["image"])))
+        kept.append(batch["index"].numpy())
+    kept_rows = rows[np.concatenate(kept)]
+    return HeldoutFeatures(kept_rows, np.concatenate(features), annotations.attributes[kept_rows])
+
+
+@dataclass
+class AttributeEvaluation:
+    """Everything measured for one attribute."""
+
+    results: dict[str, dict]  # per model: Table 1 / details numbers
+    judge: dict[str, float]
+    ratios: dict[str, np.ndarray]  # per model: DFN ratio of every test face
+    calibration: dict[str, dict] = field(default_factory=dict)  # key -> row of table1_calibration
+    comparisons: list[Comparison] = field(default_factory=list)  # ours - CycleGAN with intervals
+
+
+#: Rows of ``table1_calibration`` per attribute: key -> label. "with" / "without" = the attribute.
+CALIBRATION_ROWS: dict[str, str] = {
+    "paper/ours": "ours: real vs G(real)",
+    "paper/CycleGAN": "CycleGAN: real vs G(real)",
+    "paper/identity": "identity G(x) = x: real vs real, same faces",
+    "paper/floor": "real vs real, disjoint faces (floor)",
+    "with/ours": "ours: G(with) vs real without",
+    "with/CycleGAN": "CycleGAN: G(with) vs real without",
+    "with/identity": "identity: real with vs real without",
+    "with/floor": "real without vs real without, disjoint faces (floor)",
+    "without/ours": "ours: G(without) vs real with",
+    "without/CycleGAN": "CycleGAN: G(without) vs real with",
+    "without/identity": "identity: real without vs real with",
+    "without/floor": "real with vs real with, disjoint faces (floor)",
+}
+NO_GENERATED_FACES = "no generated faces (two sets of real faces)"
+
+
+def _calibration_row(measured: dict | str, n_a: int, n_b: int, dfn_mean, success_rate) -> dict:
+    """A row of ``table1_calibration``; ``measured`` = ``calibration.distances(...)`` or the reason
+    nothing was measured."""
+    if isinstance(measured, str):
+        return {"n_a": n_a, "n_b": n_b, "fid": na(measured), "kid": na(measured),
+                "dfn_mean": na(measured), "success_rate": na(measured)}
+    return {"n_a": n_a, "n_b": n_b, "fid": measured["fid"], "kid": measured["kid"],
+            "dfn_mean": dfn_mean, "success_rate": success_rate}
+
+
 def evaluate_attribute(attribute: str, inversions: dict[str, Inversions], judge: nn.Module,
                        metrics: Metrics, config: ReproduceConfig, device: torch.device,
-                       ) -> tuple[dict[str, dict], dict[str, float], dict[str, np.ndarray]]:
-    """Table 1 numbers of both models for one attribute, the judge's record, and DFN ratios."""
+                       heldout: HeldoutFeatures) -> AttributeEvaluation:
+    """Table 1 numbers of both models for one attribute, the judge's record, DFN ratios, the
+    calibration rows and the ours - CycleGAN intervals (``calibration``)."""
     reference = next(iter(inversions.values()))
     real = unit_range(reference.inputs)
     labels = reference.labels.numpy().astype(np.uint8)
-    real_features = metrics.inception.features(real)
+    rows = reference.rows if reference.rows is not None else np.arange(len(labels))
+    real_features = heldout.of(rows)
     real_norms = metrics.face_feature_norms(real)
     column = config.data.attributes.index(attribute)
     batch_size = config.evaluation.eval_batch_size
     judged_real = judge_predictions(judge, reference.inputs, column, batch_size, device)
-    judge_record = {
-        "balanced_accuracy": float(balanced_accuracy(labels, judged_real)),
-        "unchanged_success_rate": float(np.mean(judged_real != labels)),
-    }
-    results, ratios = {}, {}
+    unchanged = (judged_real != labels).astype(np.uint8)
+    judge_record = {"balanced_accuracy": float(balanced_accuracy(labels, judged_real)),
+                    "unchanged_success_rate": float(np.mean(unchanged))}
+    results, ratios, generated_features, successes = {}, {}, {}, {}
     for model, inverted in inversions.items():
         generated = unit_range(inverted.outputs)
-        record = metrics.fid(real_features, metrics.inception.features(generated))
+        generated_features[model] = metrics.inception.features(generated)
+        record = metrics.fid(real_features, generated_features[model])
+        record["kid"] = kid_from_features(real_features, generated_features[model], paired=True)
         gamma = metrics.face_feature_norms(generated) / real_norms  # Eq. 8
-        judged = judge_predictions(judge, inverted.outputs, column, batch_size, device)
+        successes[model] = (judge_predictions(judge, inverted.outputs, column, batch_size, device)
+                            == 1 - labels).astype(np.uint8)
         record.update({
             "dfn_mean": float(np.mean(gamma)), "dfn_iqr": iqr(gamma),
-            "success_rate": float(np.mean(judged == 1 - labels)),
+            "success_rate": float(np.mean(successes[model])),
             "n_positive": int(labels.sum()), "n_negative": int(len(labels) - labels.sum()),
         })
         results[model] = record
         ratios[model] = gamma
-    return results, judge_record, ratios
+    evaluation = AttributeEvaluation(results, judge_record, ratios)
+    calibrate(evaluation, attribute, labels, rows, real_features, generated_features, successes, unchanged,
+              heldout, config)
+    return evaluation
+
+
+def calibrate(evaluation: AttributeEvaluation, attribute: str, labels: np.ndarray, rows: np.ndarray,
+              real_features: np.ndarray, generated_features: dict[str, np.ndarray],
+              successes: dict[str, np.ndarray], unchanged: np.ndarray, heldout: HeldoutFeatures,
+              config: ReproduceConfig) -> None:
+    """Fill ``evaluation.calibration`` and ``evaluation.comparisons`` (``calibration`` module docstring)."""
+    seed, resamples = config.data.seed, config.evaluation.bootstrap_resamples
+    purpose = ATTRIBUTE_INDEX[attribute]
+    models = list(generated_features)
+    n = len(labels)
+    rows_of = evaluation.calibration
+    gamma = evaluation.ratios
+
+    # The paper's comparison: the real test faces against their inversions.
+    for model in models:
+        rows_of[f"paper/{model}"] = _calibration_row(
+            distances(real_features, generated_features[model], paired=True), n, n,
+            evaluation.results[model]["dfn_mean"], evaluation.results[model]["success_rate"])
+    rows_of["paper/identity"] = _calibration_row(distances(real_features, real_features, paired=True), n, n,
+                                                 1.0, float(unchanged.mean()))
+    heldout_labels = heldout.labels(attribute)
+    sample = disjoint_real_sample(rows, labels, heldout.rows, heldout_labels, seed, purpose)
+    if isinstance(sample, str):
+        rows_of["paper/floor"] = _calibration_row(sample, n, 0, None, None)
+    else:
+        rows_of["paper/floor"] = _calibration_row(
+            distances(heldout.of(sample.side_rows), heldout.of(sample.other_rows), paired=False),
+            len(sample.side_rows), len(sample.other_rows), na(NO_GENERATED_FACES), na(NO_GENERATED_FACES))
+
+    comparisons = []
+    if {"ours", "CycleGAN"} <= set(models):
+        paired = PairedDistances(real_features, generated_features)
+        for name, statistic in (("FID", paired.fid), ("KID", paired.kid)):
+            comparisons.append(compare(f"{name}, real vs G(real)", statistic("ours"), statistic("CycleGAN"), n,
+                                       lower_is_better=True, resamples=resamples, seed=seed))
+
+    # The target-domain distance: inverted faces of one domain against real faces of the other.
+    for source, target, source_value in (("with", "without", 1), ("without", "with", 0)):
+        positions = np.flatnonzero(labels == source_value)
+        domain_rows = heldout.rows[heldout_labels == 1 - source_value]
+        floor_rows, reference_rows = split_target_domain(domain_rows, len(positions), seed,
+                                                         2 * purpose + source_value)
+        n_inputs, n_reference = len(positions), len(reference_rows)
+        if n_inputs < 2 or n_reference < 2:
+            reason = (f"{n_inputs} test faces {source} the attribute and {n_reference} held-out faces "
+                      f"{target} it for the reference set; need 2 of each")
+            for kind in (*models, "identity", "floor"):
+                rows_of[f"{source}/{kind}"] = _calibration_row(reason, n_inputs, n_reference, None, None)
+            continue
+        sets = {model: generated_features[model][positions] for model in models}
+        sets["identity"] = real_features[positions]
+        if len(floor_rows) >= 2:
+            sets["floor"] = heldout.of(floor_rows)
+        against = ReferenceDistances(sets, heldout.of(reference_rows))  # the reference's sums, once
+        for model in models:
+            rows_of[f"{source}/{model}"] = _calibration_row(
+                against.distances(model), n_inputs, n_reference, float(gamma[model][positions].mean()),
+                float(successes[model][positions].mean()))
+        rows_of[f"{source}/identity"] = _calibration_row(against.distances("identity"), n_inputs, n_reference,
+                                                         1.0, float(unchanged[positions].mean()))
+        floor = (against.distances("floor") if "floor" in sets
+                 else f"{len(floor_rows)} held-out faces {target} the attribute left for a floor sample; need 2")
+        rows_of[f"{source}/floor"] = _calibration_row(floor, len(floor_rows), n_reference,
+                                                      na(NO_GENERATED_FACES), na(NO_GENERATED_FACES))
+        if {"ours", "CycleGAN"} <= set(models):
+            for name, statistic in (("FID", against.fid), ("KID", against.kid)):
+                comparisons.append(compare(f"{name}, G({source}) vs real {target}", statistic("ours"),
+                                           statistic("CycleGAN"), n_inputs, lower_is_better=True,
+                                           resamples=resamples, seed=seed))
+
+    if {"ours", "CycleGAN"} <= set(models):
+        comparisons.append(compare("mean DFN", mean_of(gamma["ours"]), mean_of(gamma["CycleGAN"]), n,
+                                   lower_is_better=False, resamples=resamples, seed=seed))
+        comparisons.append(compare("attribute success rate", mean_of(successes["ours"]),
+                                   mean_of(successes["CycleGAN"]), n, lower_is_better=False,
+                                   resamples=resamples, seed=seed,
+                                   successes=(successes["ours"], successes["CycleGAN"])))
+    evaluation.comparisons = comparisons
 
 
 def comparison_grid(path: Path, attribute: str, inversions: dict[str, Inversions], columns: int) -> Path:
@@ -189,9 +365,14 @@ def scale_notes(config: ReproduceConfig, split: InversionSplit, synthetic: bool,
         + ", ".join(f"{a} {p}+{n}" for a, (p, n) in split.test_counts.items()) + ".",
         f"FID compares the real test faces with their inversions; at {min(sum(c) for c in split.test_counts.values())}"
         f" images per side it is biased upward against the paper's 2,000 (compare ours vs CycleGAN "
-        f"within a run, not with the paper's values). The paper's FID is the PCA-1024 variant; "
-        f"with at most {config.evaluation.fid_pca_dims} images in total PCA-1024 is exact and equals "
-        f"the 2048-d FID.",
+        f"within a run, not with the paper's values; the real-vs-real row is the floor at this N). "
+        f"The paper's FID is the PCA-1024 variant; with at most {config.evaluation.fid_pca_dims} images "
+        f"in total PCA-1024 is exact and equals the 2048-d FID.",
+        "Calibration rows (not in the paper): 'identity G(x) = x' is a generator that returns its input "
+        "(FID 0, DFN 1: this FID rewards changing nothing); 'real vs real, disjoint faces' compares the "
+        "test faces with other held-out real faces of the same class mix and N (n/a when the held-out "
+        "faces outside the test set lack a class). The target-domain distances, KID and every sample "
+        "size are in table1_calibration; intervals of ours - CycleGAN in table1_intervals.",
         "DFN: face-recognition feature norms from common.metrics.dfn (the paper does not name its "
         "network); mean over the test faces.",
     ]
@@ -199,6 +380,45 @@ def scale_notes(config: ReproduceConfig, split: InversionSplit, synthetic: bool,
         notes.append(f"Attributes trained at this scale: {', '.join(data.attributes)}; the other columns "
                      f"are 'n/a: not trained at {config.scale} scale'.")
     return notes
+
+
+@dataclass
+class Run:
+    """The data and checkpoint folder of one reproduction (training it, or evaluating it)."""
+
+    config: ReproduceConfig
+    annotations: CelebAAnnotations
+    split: InversionSplit
+    data_root: Path | None
+    checkpoint_dir: Path
+    device: torch.device
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data_root is None
+
+    def timed(self, name: str, fn: Callable, *args):
+        began, began_cpu = time.time(), time.process_time()
+        value = fn(*args)
+        self.phase_seconds[name] = round(time.time() - began, 1)
+        log.info("%s took %.1f s (%.1f s CPU)", name, self.phase_seconds[name], time.process_time() - began_cpu)
+        return value
+
+
+def open_run(config: ReproduceConfig, data_root: Path | None, checkpoint_dir: Path) -> Run:
+    """Open the data, make the split and check ``checkpoint_dir``'s record (``experiment.json``):
+    ``ValueError`` when it holds runs of another configuration or data source
+    (``train.experiment_fingerprint``); a new folder gets this run's record."""
+    annotations = open_celeba_source(data_root, synthetic_n=config.data.synthetic_n,
+                                     synthetic_size=config.data.synthetic_size, seed=config.data.seed)
+    split = make_split(annotations, config.data)
+    log.info("training pool %d images, held out %d", len(split.train_indices), len(split.heldout_indices))
+    require_same_configuration(
+        checkpoint_dir, experiment_fingerprint(config, annotations, synthetic=data_root is None),
+        remedy=f"resume it with the configuration and data it was started with, or start over with "
+               f"another --out (or --checkpoint-dir) or after deleting {checkpoint_dir}")
+    return Run(config, annotations, split, data_root, Path(checkpoint_dir), select_device(config.device))
 
 
 def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = None,
@@ -210,56 +430,90 @@ def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = N
     start = time.time()
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "train"
-    device = select_device(config.device)
-    annotations = open_celeba_source(data_root, synthetic_n=config.data.synthetic_n,
-                                     synthetic_size=config.data.synthetic_size, seed=config.data.seed)
-    split = make_split(annotations, config.data)
-    log.info("training pool %d images, held out %d", len(split.train_indices), len(split.heldout_indices))
-    require_same_configuration(
-        checkpoint_dir, experiment_fingerprint(config, annotations, synthetic=data_root is None),
-        remedy=f"resume it with the configuration and data it was started with, or start over with "
-               f"another --out (or --checkpoint-dir) or after deleting {checkpoint_dir}")
+    run = open_run(config, data_root, checkpoint_dir)
+    judge, _ = run.timed("train judge", train_judge, run.annotations, run.split, config, checkpoint_dir / "judge")
 
-    phase_seconds: dict[str, float] = {}
-
-    def timed(name: str, fn, *args):
-        began, began_cpu = time.time(), time.process_time()
-        value = fn(*args)
-        phase_seconds[name] = round(time.time() - began, 1)
-        log.info("%s took %.1f s (%.1f s CPU)", name, phase_seconds[name], time.process_time() - began_cpu)
-        return value
-
-    judge, _ = timed("train judge", train_judge, annotations, split, config, checkpoint_dir / "judge")
-    metrics = Metrics(config, device)
-    results, judge_results, dfn_ratios = {}, {}, {}
-    for attribute in config.data.attributes:
-        trained = {
-            "ours": timed(f"train ours {attribute}", train_inversion, annotations, split, attribute, config,
-                          checkpoint_dir / attribute / "ours")[0],
-            "CycleGAN": timed(f"train CycleGAN {attribute}", train_cyclegan, annotations, split, attribute,
-                              config, checkpoint_dir / attribute / "cyclegan")[0],
+    def trained(attribute: str) -> dict[str, dict[str, nn.Module]]:
+        return {
+            "ours": run.timed(f"train ours {attribute}", train_inversion, run.annotations, run.split, attribute,
+                              config, checkpoint_dir / attribute / "ours")[0],
+            "CycleGAN": run.timed(f"train CycleGAN {attribute}", train_cyclegan, run.annotations, run.split,
+                                  attribute, config, checkpoint_dir / attribute / "cyclegan")[0],
         }
-        dataset = heldout_test_set(annotations, split, attribute, config.data)
-        inversions = {model: invert_test_faces(trained[model], MODEL_NAMES[model], dataset, attribute,
-                                               config.evaluation.eval_batch_size, device)
-                      for model in trained}
-        comparison_grid(out_dir / f"fig2_{attribute}.png", attribute, inversions, config.evaluation.grid_images)
-        results[attribute], judge_results[attribute], dfn_ratios[attribute] = timed(
-            f"evaluate {attribute}", evaluate_attribute, attribute, inversions, judge, metrics, config, device)
-        log.info("%s: %s", attribute, results[attribute])
 
+    return evaluate_and_write(run, judge, trained, out_dir, argv, start, mode="reproduce")
+
+
+def evaluate_checkpoints(checkpoint: Path, out_dir: Path | None = None, data_root: Path | None = None,
+                         device: str = "auto", bootstrap_resamples: int | None = None,
+                         argv: list[str] | None = None) -> tuple[Path, dict[str, Table]]:
+    """Table 1 (and every other table and figure of ``reproduce``) recomputed from the finished
+    checkpoints of a reproduction, without training: ``evaluate --checkpoint``.
+
+    ``checkpoint``: the run's checkpoint folder or its ``--out`` folder
+    (``checkpoints.find_checkpoint_folder``). The configuration and data source come from the
+    folder's ``experiment.json`` (``data_root`` overrides where the same CelebA copy now lives; the
+    record must still match); the evaluation settings are the scale's. Every training run must have
+    reached its last step (else ``ValueError``). Default ``out_dir``: ``<checkpoint folder>/evaluation``.
+    With the same evaluation settings the tables equal those the reproduce run wrote."""
+    start = time.time()
+    folder = find_checkpoint_folder(checkpoint)
+    record = read_experiment(folder)
+    config = config_from_experiment(record, str(folder / "experiment.json"))
+    config.device = device
+    if bootstrap_resamples is not None:
+        config.evaluation.bootstrap_resamples = bootstrap_resamples
+    out_dir = Path(out_dir) if out_dir is not None else folder / "evaluation"
+    run = open_run(config, data_root if data_root is not None else data_root_of(record), folder)
+    judge = load_judge(folder, config)
+    tables_written = evaluate_and_write(run, judge, lambda attribute: load_trained_pair(folder, attribute, config),
+                                        out_dir, argv, start, mode="evaluate")
+    return out_dir, tables_written
+
+
+def evaluate_and_write(run: Run, judge: nn.Module, models_of: Callable[[str], dict[str, dict[str, nn.Module]]],
+                       out_dir: Path, argv: list[str] | None, start: float, mode: str) -> dict[str, Table]:
+    """Evaluate each attribute's pair (``models_of(attribute)``: trained or loaded) and write every
+    table, figure and the run record to ``out_dir``."""
+    config, split, device = run.config, run.split, run.device
+    out_dir = Path(out_dir)
+    metrics = Metrics(config, device)
+    heldout = run.timed("Inception features of the held-out faces", heldout_features, run.annotations, split,
+                        config, metrics)
+    evaluations: dict[str, AttributeEvaluation] = {}
+    for attribute in config.data.attributes:
+        models = models_of(attribute)
+        dataset = heldout_test_set(run.annotations, split, attribute, config.data)
+        inversions = {model: invert_test_faces(models[model], MODEL_NAMES[model], dataset, attribute,
+                                               config.evaluation.eval_batch_size, device,
+                                               rows=split.test_indices[attribute])
+                      for model in models}
+        comparison_grid(out_dir / f"fig2_{attribute}.png", attribute, inversions, config.evaluation.grid_images)
+        evaluations[attribute] = run.timed(f"evaluate {attribute}", evaluate_attribute, attribute, inversions,
+                                           judge, metrics, config, device, heldout)
+        log.info("%s: %s", attribute, evaluations[attribute].results)
+
+    results = {attribute: evaluation.results for attribute, evaluation in evaluations.items()}
+    dfn_ratios = {attribute: evaluation.ratios for attribute, evaluation in evaluations.items()}
     save_dfn_boxplots(out_dir / "fig3_dfn_boxplots.png", dfn_ratios,
                       title=f"Fig. 3: DFN distribution ({config.scale} scale)")
-    notes = scale_notes(config, split, data_root is None, annotations)
+    notes = scale_notes(config, split, run.synthetic, run.annotations)
     skipped = corrupt_samples_skipped()
     if skipped:
         notes.append(f"{skipped} corrupt image(s) were skipped.")
+    calibration = {attribute: evaluation.calibration for attribute, evaluation in evaluations.items()}
+    comparisons = {attribute: evaluation.comparisons for attribute, evaluation in evaluations.items()}
     result_tables = [
-        tables.table1(results, config.scale, notes),
+        tables.table1(results, config.scale, notes, calibration=calibration),
+        tables.table1_calibration(calibration, CALIBRATION_ROWS, tables.calibration_notes(
+            heldout_counts(heldout, config.data.attributes), config.scale)),
+        tables.table1_intervals(comparisons, config.evaluation.bootstrap_resamples),
         tables.table1_details(results, notes + [
             "Attribute success rate: fraction of inverted test faces that the independent judge "
-            "(a small CNN trained on the training pool) classifies with the inverted label; not in the paper."]),
-        tables.judge_table(judge_results, [
+            "(a small CNN trained on the training pool) classifies with the inverted label; not in the paper.",
+            "KID: unbiased MMD^2 on the same Inception features (common.metrics.kid), each face paired "
+            "with its own inversion; it can be negative."]),
+        tables.judge_table({attribute: evaluation.judge for attribute, evaluation in evaluations.items()}, [
             "Balanced accuracy of the judge on the real test faces; the unchanged input's success rate "
             "is what a generator that returns its input would score."]),
     ]
@@ -268,9 +522,16 @@ def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = N
                                             for attribute, per_model in dfn_ratios.items()
                                             for model, gamma in per_model.items()})
     write_run_record(out_dir, argv, config, start_time=start,
-                     extra={"data_root": str(data_root) if data_root else None,
-                            "checkpoint_dir": str(checkpoint_dir),
+                     extra={"mode": mode, "data_root": str(run.data_root) if run.data_root else None,
+                            "checkpoint_dir": str(run.checkpoint_dir),
                             "train_images": len(split.train_indices),
                             "test_counts": split.test_counts, "corrupt_images_skipped": skipped,
-                            "phase_seconds": phase_seconds})
+                            "heldout_images_with_features": len(heldout.rows),
+                            "phase_seconds": run.phase_seconds})
     return {table.name: table for table in result_tables}
+
+
+def heldout_counts(heldout: HeldoutFeatures, attributes) -> dict[str, tuple[int, int]]:
+    """Per attribute: held-out faces (with features) with and without it."""
+    return {attribute: (int(heldout.labels(attribute).sum()), int(len(heldout.rows) - heldout.labels(attribute).sum()))
+            for attribute in attributes}
