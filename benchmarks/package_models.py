@@ -33,9 +33,13 @@ class _GeneratorThenDiscriminator(nn.Module):
 
 
 def package_throughput_cases() -> dict[str, tuple[Callable[[], nn.Module], Callable, Callable]]:
+    import dataclasses
+
     from attribute_inversion.models import (
         AuxiliaryClassifierDiscriminator, PatchDiscriminator, ResnetGenerator, SkipReducedUNet)
     from ssp_ssg.config import ArchitectureConfig
+    from celeba_ffhq_labels.config import MODELS as FFHQ_MODELS
+    from celeba_ffhq_labels.models import build_classifier as build_ffhq_classifier
     from ssp_ssg.models import SegmentationNet, build_attribute_model
 
     multilabel = lambda n: torch.randint(0, 2, (n, 40)).float()  # noqa: E731
@@ -53,4 +57,8 @@ def package_throughput_cases() -> dict[str, tuple[Callable[[], nn.Module], Calla
                                    _images((128, 128), multilabel), _sum_of_means),
         "cyclegan_resnet_g+patch_d@128": (lambda: _GeneratorThenDiscriminator(ResnetGenerator(), PatchDiscriminator()),
                                           _images((128, 128), multilabel), _sum_of_means),
+        # celeba_ffhq_labels' candidates for its CPU scale, at the shared images' native 109x89
+        **{f"ffhq_{name}@109x89": (
+            lambda config=dataclasses.replace(FFHQ_MODELS[name], input_size=(109, 89)): build_ffhq_classifier(config),
+            _images((109, 89), multilabel), bce) for name in ("reduced", "reduced-x2", "seresnext26d")},
     }

@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DEFAULT_OUT = "results/celeba_ffhq_labels"
-from celeba_ffhq_labels.config import SHIPPED_MODEL_NAME  # noqa: E402  -- light: no torch
+from celeba_ffhq_labels.config import DEFAULT_IMAGE_CACHE_DIR, MODELS, SHIPPED_MODEL_NAME  # noqa: E402  -- light: no torch
 
 #: Where ``label`` looks for its default model and ``export`` writes.
 SHIPPED_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / SHIPPED_MODEL_NAME
@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--batch-size", type=int, default=None)
     reproduce.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     reproduce.add_argument("--num-workers", type=int, default=None, help="DataLoader workers")
+    reproduce.add_argument("--model", choices=sorted(MODELS), default=None,
+                           help="member of the SE-ResNeXt family, at the scale's input size (default: the "
+                                "scale's: seresnext101 at paper scale, reduced otherwise)")
+    reproduce.add_argument("--bf16", choices=("auto", "on", "off"), default=None,
+                           help="bf16 autocast: auto times it once against fp32 on this CPU (CUDA: on where "
+                                "native) and keeps the decision with the run (default: auto; off at smoke "
+                                "scale, so its tables do not depend on the CPU)")
+    cache = reproduce.add_mutually_exclusive_group()
+    cache.add_argument("--image-cache-dir", default=None, metavar="DIR",
+                       help=f"decode the training images once into a cache here (default at cpu scale: "
+                            f"{DEFAULT_IMAGE_CACHE_DIR})")
+    cache.add_argument("--no-image-cache", action="store_true", help="decode every image every epoch")
     reproduce.add_argument("--restart", action="store_true",
                            help="delete <out>/train first instead of resuming from it")
     reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -115,11 +127,17 @@ def _run_reproduce(args: argparse.Namespace, argv: list[str]) -> None:
     from celeba_ffhq_labels.pipeline import reproduce
 
     config = ExperimentConfig.for_scale(args.scale, data_root=args.data_root)
+    if args.model is not None:
+        config = dataclasses.replace(config, model=dataclasses.replace(MODELS[args.model],
+                                                                       input_size=config.model.input_size))
+    if args.no_image_cache:
+        config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, image_cache_dir=None))
     config = config.with_overrides(
         model={"input_size": args.input_size, "pretrained_path": args.pretrained},
         data={"split": args.split, "max_images": args.max_images},
         optim={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr},
-        runtime={"device": args.device, "num_workers": args.num_workers,
+        runtime={"device": args.device, "num_workers": args.num_workers, "bf16": args.bf16,
+                 "image_cache_dir": args.image_cache_dir,
                  "progress": False if args.no_progress else None},
     )
     if args.seed is not None:

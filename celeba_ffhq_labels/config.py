@@ -62,6 +62,9 @@ class ModelConfig:
     num_attributes: int = 40
 
 
+#: Where the CPU scale keeps its decoded-image cache (``RuntimeConfig.image_cache_dir``).
+DEFAULT_IMAGE_CACHE_DIR = "results/.image_cache"
+
 #: The smallest member of the family used here: timm's SE-ResNeXt-26d design (deep stem, average-
 #: pool shortcuts, squeeze-and-excitation) with one bottleneck per stage, 8 groups of width 4 per
 #: 64 channels and stage widths 32-64-128-256: 1.2 M parameters, 16 weight layers.
@@ -71,6 +74,22 @@ REDUCED_SE_RESNEXT = ModelConfig(
     timm_overrides=(("layers", (1, 1, 1, 1)), ("channels", (32, 64, 128, 256)),
                     ("cardinality", 8), ("stem_width", 16)),
     input_size=(64, 64))
+
+#: The reduced design at twice the width (16 groups, stage widths 64-512): 5.9 M parameters.
+REDUCED_SE_RESNEXT_X2 = ModelConfig(
+    arch="seresnext26d_32x4d",
+    title="reduced SE-ResNeXt x2 (1-1-1-1 blocks, 16x4d, widths 64-512)",
+    timm_overrides=(("layers", (1, 1, 1, 1)), ("channels", (64, 128, 256, 512)),
+                    ("cardinality", 16), ("stem_width", 32)),
+    input_size=(64, 64))
+
+#: Members of the SE-ResNeXt family by name (``reproduce --model``); input sizes are set by the scale.
+MODELS: dict[str, ModelConfig] = {
+    "seresnext101": ModelConfig(),
+    "seresnext26d": ModelConfig(arch="seresnext26d_32x4d", title="SE-ResNeXt-26d (32x4d)"),
+    "reduced": REDUCED_SE_RESNEXT,
+    "reduced-x2": REDUCED_SE_RESNEXT_X2,
+}
 
 
 @dataclass(frozen=True)
@@ -153,10 +172,15 @@ class RuntimeConfig:
     """How the run executes (not a paper hyper-parameter)."""
 
     device: str = "auto"
-    #: bf16 autocast and channels_last; ``None``: on for CUDA, off on CPU (where grouped
-    #: convolutions run no faster in channels_last and bf16 is emulated).
-    bf16: bool | None = None
+    #: bf16 autocast: "on", "off" or "auto" (CUDA: where it is native; CPU: timed once per run by
+    #: ``common.train.decide_bf16``, kept in <out>/train/bf16.json so a resumed run keeps it).
+    bf16: str = "auto"
+    #: channels_last; ``None``: on for CUDA and wherever bf16 is on, else off (grouped convolutions
+    #: run no faster in channels_last in fp32 on CPU).
     channels_last: bool | None = None
+    #: Folder of the decoded-image cache (``common.data.cache``): every image is decoded and resized
+    #: to the model input once, later epochs and runs read uint8 pixels; ``None``: decode every epoch.
+    image_cache_dir: str | None = None
     compile: bool = False
     num_workers: int = 0
     progress: bool = True
@@ -200,6 +224,7 @@ class ExperimentConfig:
             model=dataclasses.replace(REDUCED_SE_RESNEXT, input_size=(109, 89)),
             data=DataConfig(max_images=10_000),
             optim=OptimConfig(learning_rate=3e-3, batch_size=32, epochs=16, eval_batch_size=100),
+            runtime=RuntimeConfig(image_cache_dir=DEFAULT_IMAGE_CACHE_DIR),
         )
         return dataclasses.replace(config, **overrides)
 
@@ -218,7 +243,7 @@ class ExperimentConfig:
             optim=OptimConfig(learning_rate=3e-3, batch_size=32, epochs=12, eval_batch_size=64,
                               eval_every_epochs=2),
             transfer=TransferConfig(hq_faces_n=8),
-            runtime=RuntimeConfig(progress=False, tensorboard=False),
+            runtime=RuntimeConfig(bf16="off", progress=False, tensorboard=False),
         )
         return dataclasses.replace(config, **overrides)
 

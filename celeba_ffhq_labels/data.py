@@ -1,9 +1,13 @@
 """CelebA for Le & Lee §2.1 / §3.1: the images, the identity-disjoint train / val / test split,
 RandAugment.
 
-All datasets are ``common.data.dataset.FaceDataset`` objects: images resized to the model input
-(§3.1: "We resized the CelebA images to 224 x 224"), ImageNet-normalised, with the 40 attributes.
-The training set adds torchvision's RandAugment (§2.3, "random augmentation [13]").
+Every dataset serves images resized to the model input (§3.1: "We resized the CelebA images to
+224 x 224"), ImageNet-normalised, with the 40 attributes; the training set adds torchvision's
+RandAugment (§2.3, "random augmentation [13]"). Without a cache folder they are
+``common.data.dataset.FaceDataset`` objects (decode, resize, RandAugment on the PIL image, every
+epoch); with one (``RuntimeConfig.image_cache_dir``, the CPU scale) every image is decoded and
+resized once into ``common.data.cache`` and each epoch runs RandAugment
+(``torchvision.transforms.v2``) on the cached uint8 pixels.
 """
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from torchvision.transforms import RandAugment
+import torch
+from torchvision.transforms import RandAugment, v2
 
+from common.data.cache import CachedImageDataset, build_image_cache
 from common.data.celeba import CelebAAnnotations
 from common.data.dataset import FaceDataset, celeba_dataset
 from common.data.sources import open_celeba_source
@@ -164,3 +170,29 @@ def evaluation_dataset(annotations: CelebAAnnotations, indices: np.ndarray,
     """Held-out images at the model input, no augmentation."""
     return celeba_dataset(annotations, indices, landmarks=None, mask_paths=None,
                           image_size=model.input_size, normalize=(IMAGENET_MEAN, IMAGENET_STD))
+
+
+def cached_training_datasets(annotations: CelebAAnnotations, splits: Splits, model: ModelConfig,
+                             data: DataConfig, cache_dir: str | os.PathLike,
+                             progress: bool = True) -> dict[str, CachedImageDataset]:
+    """``{"train", "val"}`` (what training reads every epoch) over one decoded-image cache of those
+    images at the model input, built on first use in ``cache_dir``: uint8 pixels -> [RandAugment on
+    train] -> float [0, 1] -> ImageNet normalisation; samples carry ``"attributes"``. Unreadable
+    images are left out and named once, when the cache is built. (The test images are read once,
+    after training, by :func:`evaluation_dataset`.)"""
+    names = ("train", "val")
+    rows = np.concatenate([getattr(splits, name) for name in names])
+    paths = annotations.image_paths()
+    cache = build_image_cache([paths[row] for row in rows], cache_dir, tuple(model.input_size),
+                              progress=progress)
+    to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]
+    augment = [v2.RandAugment(num_ops=data.randaugment_num_ops, magnitude=data.randaugment_magnitude)]
+    attributes = annotations.attributes[rows]
+    datasets, start = {}, 0
+    for name in names:
+        count = len(getattr(splits, name))
+        transform = v2.Compose((augment if name == "train" else []) + to_float)
+        datasets[name] = CachedImageDataset(cache, attributes=attributes, transform=transform,
+                                            indices=np.arange(start, start + count))
+        start += count
+    return datasets

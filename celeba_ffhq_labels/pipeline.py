@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from common.data.dataset import corrupt_samples_skipped
+from common.gpu import select_device
 from common.metrics import hamming_loss
 from common.tables import na, write_run_record, write_tables
 
@@ -29,7 +30,7 @@ from celeba_ffhq_labels.evaluate import (evaluate_scores, grid_search_thresholds
 from celeba_ffhq_labels.geometry import geometry_check
 from celeba_ffhq_labels.models import CLASSIFIER_FILE, save_classifier
 from celeba_ffhq_labels.tables import PAPER_MEAN_AUROC, auroc_table, geometry_table, summary_table
-from celeba_ffhq_labels.train import TRAIN_DIR, resolve_runtime, sigmoid_scores, train_classifier
+from celeba_ffhq_labels.train import TRAIN_DIR, sigmoid_scores, train_classifier
 from celeba_ffhq_labels.transfer import Labeller, write_hq_faces
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def reproduce(config: ExperimentConfig, out_dir: str | Path, argv: Sequence[str]
 
     trained = train_classifier(config, annotations, splits, out_dir)
     model = trained.model
-    device = resolve_runtime(config.runtime)[0]
+    device = select_device(config.runtime.device)
     batch_size = config.optim.eval_batch_size
     workers, progress = config.runtime.num_workers, config.runtime.progress
 
@@ -170,6 +171,7 @@ def reproduce(config: ExperimentConfig, out_dir: str | Path, argv: Sequence[str]
         "corrupt_images_skipped": corrupt_samples_skipped(),
         "unreadable_in_label_transfer": labelled.unreadable,
         "device": str(device),
+        "bf16": trained.bf16_decision,
     }
     write_run_record(out_dir, argv, config, start_time=start, extra=facts)
     return facts

@@ -24,10 +24,11 @@ from common.data.celeba import CelebAAnnotations
 from common.gpu import select_device
 from common.metrics import auroc, hamming_loss
 from common.seed import seed_everything
-from common.train import BEST_CHECKPOINT, TrainConfig, Trainer, TrainResult, load_trained_models, predict
+from common.train import (BEST_CHECKPOINT, TrainConfig, Trainer, TrainResult, decide_bf16, load_trained_models,
+                          predict)
 
-from celeba_ffhq_labels.config import ExperimentConfig, RuntimeConfig
-from celeba_ffhq_labels.data import Splits, evaluation_dataset, training_dataset
+from celeba_ffhq_labels.config import ExperimentConfig
+from celeba_ffhq_labels.data import Splits, cached_training_datasets, evaluation_dataset, training_dataset
 from celeba_ffhq_labels.losses import attribute_loss_weights, weighted_bce_with_logits
 from celeba_ffhq_labels.models import AttributeClassifier, build_classifier
 
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: Sub-folder of the results folder holding the Trainer's checkpoints, log.csv and TensorBoard.
 TRAIN_DIR = "train"
+#: The bf16 decision of a run, in its training folder (``common.train.decide_bf16``).
+BF16_DECISION_FILE = "bf16.json"
 
 
 @dataclass
@@ -44,15 +47,32 @@ class TrainedClassifier:
     model: AttributeClassifier
     result: TrainResult
     train_dir: Path
+    #: ``common.train.decide_bf16``'s record: whether the run trained in bf16 autocast, and why.
+    bf16_decision: dict
 
 
-def resolve_runtime(runtime: RuntimeConfig) -> tuple[torch.device, bool, bool]:
-    """(device, bf16, channels_last): ``None`` switches mean on for CUDA, off on CPU."""
+def resolve_precision(config: ExperimentConfig, train_dir: Path) -> tuple[torch.device, dict, bool]:
+    """(device, bf16 decision record, channels_last). bf16 by ``common.train.decide_bf16`` (``auto``:
+    timed once on this CPU with a throwaway copy of the network, kept in ``train_dir/bf16.json``);
+    channels_last ``None`` means on for CUDA and with bf16, off otherwise."""
+    runtime = config.runtime
     device = select_device(runtime.device)
-    on_cuda = device.type == "cuda"
-    bf16 = on_cuda if runtime.bf16 is None else runtime.bf16
-    channels_last = on_cuda if runtime.channels_last is None else runtime.channels_last
-    return device, bf16, channels_last
+    height, width = config.model.input_size
+
+    def make_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(0)
+        return (torch.randn(n, 3, height, width, generator=generator),
+                torch.randint(0, 2, (n, config.model.num_attributes), generator=generator).float())
+
+    decision = decide_bf16(runtime.bf16, train_dir / BF16_DECISION_FILE, device,
+                           lambda: build_classifier(config.model), make_batch,
+                           lambda logits, targets: torch.nn.functional.binary_cross_entropy_with_logits(
+                               logits.float(), targets),
+                           batch_size=config.optim.batch_size,
+                           channels_last=runtime.channels_last is not False)
+    channels_last = ((device.type == "cuda" or decision["use_bf16"]) if runtime.channels_last is None
+                     else runtime.channels_last)
+    return device, decision, channels_last
 
 
 def sigmoid_scores(model: torch.nn.Module, dataset, batch_size: int, device: torch.device,
@@ -85,15 +105,21 @@ def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, s
     train_dir = Path(out_dir) / TRAIN_DIR
     require_same_configuration(train_dir, _experiment_fingerprint(config),
                                remedy="choose another --out or pass --restart")
-    device, bf16, channels_last = resolve_runtime(config.runtime)
+    device, bf16_decision, channels_last = resolve_precision(config, train_dir)
+    bf16 = bool(bf16_decision["use_bf16"])
     optim = config.optim
 
     seed_everything(config.seed)
     model = build_classifier(config.model)
     model.set_loss_weights(attribute_loss_weights(annotations.attributes[splits.train]))
 
-    train_set = training_dataset(annotations, splits.train, config.model, config.data)
-    val_set = evaluation_dataset(annotations, splits.val, config.model)
+    if config.runtime.image_cache_dir is None:
+        train_set = training_dataset(annotations, splits.train, config.model, config.data)
+        val_set = evaluation_dataset(annotations, splits.val, config.model)
+    else:
+        cached = cached_training_datasets(annotations, splits, config.model, config.data,
+                                          config.runtime.image_cache_dir, progress=config.runtime.progress)
+        train_set, val_set = cached["train"], cached["val"]
     steps_per_epoch = len(train_set) // optim.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_set)} training images give no full batch of {optim.batch_size}")
@@ -131,4 +157,5 @@ def train_classifier(config: ExperimentConfig, annotations: CelebAAnnotations, s
     result = trainer.fit(resume=True)
     load_trained_models(train_dir / BEST_CHECKPOINT, model)
     logger.info("best validation hamming loss %.4f (%d steps)", result.best_value, result.step)
-    return TrainedClassifier(model=model.eval(), result=result, train_dir=train_dir)
+    return TrainedClassifier(model=model.eval(), result=result, train_dir=train_dir,
+                             bf16_decision=bf16_decision)

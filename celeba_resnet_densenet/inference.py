@@ -22,10 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from celeba_resnet_densenet.models import AttributeClassifier
-from common.checkpoint import load_checkpoint
+from celeba_resnet_densenet.train import load_point_model
 from common.data.dataset import decode_image, image_to_rgb
-from common.export import COMPACT_FORMAT, expand_state_dict
 from common.gpu import select_device
 from common.inference import FRAMES, ASPECT_TOLERANCE, FaceFrame, collect_images, map_to_frame, run_inference
 from common.inference import write_predictions_csv
@@ -48,23 +46,6 @@ class AttributePrediction:
     def present(self) -> dict[str, float]:
         """Attributes with probability >= their threshold, in CelebA's attribute order."""
         return {name: p for name, p in self.probabilities.items() if p >= self.thresholds[name]}
-
-
-def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu"
-                    ) -> tuple[AttributeClassifier, dict]:
-    """A model file (shipped ``common.export`` format or ``reproduce``'s ``models/<backbone>.pt``)
-    -> (network in eval mode on ``device``, metadata)."""
-    path = Path(path)
-    state = load_checkpoint(path, map_location="cpu")
-    if not isinstance(state, dict) or "meta" not in state or not ({"model", "compact"} & set(state)):
-        raise ValueError(f"{path}: not a celeba_resnet_densenet model file (expected 'meta' and 'model' "
-                         f"or '{COMPACT_FORMAT}' weights)")
-    weights = expand_state_dict(state["compact"]) if "compact" in state else state["model"]
-    meta = state["meta"]
-    model = AttributeClassifier(meta["backbone"], num_features=meta["num_features"], dropout=meta["dropout"],
-                                num_attributes=meta["num_attributes"])
-    model.load_state_dict(weights)
-    return model.to(device).eval(), meta
 
 
 def source_frame(image: Image.Image, geometry: str, path: str | os.PathLike) -> FaceFrame | None:
@@ -97,7 +78,7 @@ class AttributePredictor:
             raise ValueError(f"unknown geometry {geometry!r}; choose one of {GEOMETRIES}")
         self.checkpoint, self.geometry = path, geometry
         self.device = select_device(device)
-        self.model, self.meta = load_model_file(path, self.device)
+        self.model, self.meta = load_point_model(path, self.device)
         self.attribute_names = list(self.meta["attribute_names"])
         self.image_size = tuple(int(v) for v in self.meta["image_size"])
         self.mean = torch.tensor(self.meta["normalize_mean"], dtype=torch.float32).view(3, 1, 1)

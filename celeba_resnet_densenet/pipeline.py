@@ -44,9 +44,9 @@ from celeba_resnet_densenet.tables import (averaging_table, comparisons_table, d
                                            epoch_log_table, grid_table, per_attribute_table, plot_grid,
                                            plot_per_attribute_auroc,
                                            plot_training_curves, results_table, selected_hyperparameters_table)
-from celeba_resnet_densenet.train import (WEIGHTS_FILE, BackboneRun, GridPoint, build_model, load_point_model,
+from celeba_resnet_densenet.train import (BackboneRun, GridPoint, build_model, load_point_model,
                                           run_grid, train_grid_point)
-from common.checkpoint import load_checkpoint, require_same_configuration, save_checkpoint
+from common.checkpoint import load_checkpoint, require_same_configuration, save_checkpoint, write_atomically
 from common.data.dataset import corrupt_samples_skipped
 from common.gpu import select_device
 from common.metrics import apply_thresholds
@@ -70,42 +70,25 @@ def experiment_fingerprint(config: ExperimentConfig, backbone: str) -> dict[str,
 
 
 def resolve_bf16(config: ExperimentConfig, backbone: str, grid_dir: Path) -> dict[str, Any]:
-    """Whether ``backbone`` trains in bf16 autocast: ``--bf16 on/off`` as given; "auto" times a
-    throwaway copy on this CPU once (``common.train.calibrate_bf16``), or asks CUDA for native bf16,
-    and stores the decision in ``grid_dir/bf16.json`` so that a resumed run keeps its precision."""
-    mode = config.runtime.bf16
-    if mode not in ("off", "on", "auto"):
-        raise ValueError(f"bf16 must be 'off', 'on' or 'auto', got {mode!r}")
-    if mode != "auto":
-        return {"use_bf16": mode == "on", "reason": f"--bf16 {mode}"}
-    record_path = grid_dir / BF16_DECISION_FILE
-    if record_path.is_file():
-        return json.loads(record_path.read_text(encoding="utf-8"))
+    """Whether ``backbone`` trains in bf16 autocast (``common.train.decide_bf16``): ``--bf16 on/off``
+    as given; "auto" times a throwaway copy on this CPU once, or asks CUDA for native bf16, and
+    keeps the decision in ``grid_dir/bf16.json`` so that a resumed run keeps its precision."""
     import torch
 
-    from common.train import calibrate_bf16
+    from common.train import decide_bf16
 
-    device = select_device(config.runtime.device)
-    if device.type == "cuda":
-        supported = torch.cuda.is_bf16_supported(including_emulation=False)
-        record = {"use_bf16": supported, "reason": f"CUDA native bf16: {supported}"}
-    else:
-        height, width = config.data.image_size
+    height, width = config.data.image_size
 
-        def make_batch(n: int):
-            generator = torch.Generator().manual_seed(0)
-            return (torch.randn(n, 3, height, width, generator=generator),
-                    torch.randint(0, 2, (n, config.head.num_attributes), generator=generator).float())
+    def make_batch(n: int):
+        generator = torch.Generator().manual_seed(0)
+        return (torch.randn(n, 3, height, width, generator=generator),
+                torch.randint(0, 2, (n, config.head.num_attributes), generator=generator).float())
 
-        calibration = calibrate_bf16(
-            lambda: build_model(config, backbone, config.grid.dropouts[0]), make_batch,
-            lambda outputs, targets: torch.nn.functional.binary_cross_entropy_with_logits(outputs.float(), targets),
-            batch_size=config.optim.batch_size, channels_last=config.runtime.channels_last)
-        record = dataclasses.asdict(calibration)
-    grid_dir.mkdir(parents=True, exist_ok=True)
-    tmp = record_path.with_name(record_path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, record_path)
+    record = decide_bf16(
+        config.runtime.bf16, grid_dir / BF16_DECISION_FILE, select_device(config.runtime.device),
+        lambda: build_model(config, backbone, config.grid.dropouts[0]), make_batch,
+        lambda outputs, targets: torch.nn.functional.binary_cross_entropy_with_logits(outputs.float(), targets),
+        batch_size=config.optim.batch_size, channels_last=config.runtime.channels_last)
     log.info("%s: bf16 %s (%s)", backbone, "on" if record["use_bf16"] else "off", record["reason"])
     return record
 
@@ -246,14 +229,14 @@ def comparisons(config: ExperimentConfig, evaluated: dict[str, dict[str, Any]],
     return rows
 
 
-def export_selected_model(run: BackboneRun, result: dict[str, Any], config: ExperimentConfig, path: Path) -> None:
+def export_selected_model(result: dict[str, Any], config: ExperimentConfig, path: Path) -> None:
     """``models/<backbone>.pt``: the selected weights with their metadata and the validation-chosen
     thresholds (what ``predict`` applies), written atomically."""
-    state = load_checkpoint(run.folder / WEIGHTS_FILE)
-    meta = {**state["meta"], "thresholds": [float(t) for t in result["thresholds"][HEADLINE_RULE]],
+    weights = {name: tensor.detach().cpu() for name, tensor in result["model"].state_dict().items()}
+    meta = {**result["meta"], "thresholds": [float(t) for t in result["thresholds"][HEADLINE_RULE]],
             "decision_rule": DECISION_RULES[HEADLINE_RULE], "class_weighting": config.optim.class_weighting,
             "val_mean_auroc": result["val_ranking"]["mean_auroc"]}
-    save_checkpoint(path, {"model": state["model"], "meta": meta})
+    save_checkpoint(path, {"model": weights, "meta": meta})
 
 
 def reproduce(config: ExperimentConfig, out_dir: str | os.PathLike, argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -276,7 +259,7 @@ def reproduce(config: ExperimentConfig, out_dir: str | os.PathLike, argv: Sequen
                             val_labels=result["val_labels"],
                             val_image_ids=_image_ids(sample, datasets["val"], "val"),
                             **{f"thresholds_{rule}": values for rule, values in result["thresholds"].items()})
-        export_selected_model(run, result, config, out_dir / "models" / f"{backbone}.pt")
+        export_selected_model(result, config, out_dir / "models" / f"{backbone}.pt")
         speeds = [r["train_images_per_second"] for r in run.grid.results if r.get("train_images_per_second")]
         throughput[backbone] = {
             "train_images_per_second_selected_run": run.final.get("train_images_per_second"),
@@ -365,9 +348,8 @@ CELEBA_MODEL_LICENCE = ("Trained on CelebA images and labels: for non-commercial
 
 def _compact_test_auroc(model_file: Path, datasets: dict, config: ExperimentConfig) -> float:
     """Test mean AUROC of a shipped-format model file (int8 / fp16 weights expanded to fp32)."""
-    from celeba_resnet_densenet.inference import load_model_file
 
-    model, _ = load_model_file(model_file)
+    model, _ = load_point_model(model_file)
     logits, labels = predict_logits(model, datasets["test"], batch_size=config.optim.eval_batch_size)
     return ranking_metrics(labels, sigmoid(logits))["mean_auroc"]
 
@@ -448,7 +430,5 @@ def write_model_card(path: Path, model_path: Path, run: dict[str, Any], record: 
     if record["passed_over"]:
         lines += ["", "Not shipped: " + "; ".join(f"{b}: {why}" for b, why in record["passed_over"].items())]
     lines += ["", "## Licence", "", CELEBA_MODEL_LICENCE, ""]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    text = "\n".join(lines)
+    return write_atomically(path, lambda temp_path: temp_path.write_text(text, encoding="utf-8"))

@@ -38,6 +38,7 @@ from celeba_resnet_densenet.losses import WeightedBCELoss, class_weights
 from celeba_resnet_densenet.models import AttributeClassifier
 from common.attributes import CELEBA_ATTRIBUTES
 from common.checkpoint import load_checkpoint, save_checkpoint
+from common.export import COMPACT_FORMAT, expand_state_dict
 from common.gpu import init_distributed
 from common.seed import seed_everything
 from common.train import BEST_CHECKPOINT, LAST_CHECKPOINT, Trainer, TrainConfig
@@ -331,17 +332,20 @@ def train_grid_point(config: ExperimentConfig, backbone: str, point: GridPoint, 
     }
 
 
-def load_point_model(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[AttributeClassifier, dict[str, Any]]:
-    """The model saved in ``folder/best_weights.pt`` (or a ``best_weights.pt``-format file) and its
-    metadata, in eval mode."""
-    path = Path(folder)
+def load_point_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[AttributeClassifier, dict[str, Any]]:
+    """The network in a model file and its metadata, in eval mode on ``device``. ``path`` is a
+    trained point's folder (its ``best_weights.pt``), such a file, a ``models/<backbone>.pt`` of
+    ``reproduce`` or a shipped model (``common.export`` compact weights)."""
+    path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
-    state = load_checkpoint(path, map_location=device)
-    if not isinstance(state, dict) or "model" not in state or "meta" not in state:
-        raise ValueError(f"{path}: not a celeba_resnet_densenet model file (expected 'model' and 'meta')")
+    state = load_checkpoint(path, map_location="cpu")
+    if not isinstance(state, dict) or "meta" not in state or not ({"model", "compact"} & set(state)):
+        raise ValueError(f"{path}: not a celeba_resnet_densenet model file (expected 'meta' and 'model' "
+                         f"or '{COMPACT_FORMAT}' weights)")
+    weights = expand_state_dict(state["compact"]) if "compact" in state else state["model"]
     meta = state["meta"]
     model = AttributeClassifier(meta["backbone"], num_features=meta["num_features"],
                                 dropout=meta["dropout"], num_attributes=meta["num_attributes"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(weights)
     return model.to(device).eval(), meta

@@ -33,6 +33,7 @@ import contextlib
 import csv
 import dataclasses
 import functools
+import json
 import logging
 import math
 import os
@@ -810,3 +811,46 @@ def calibrate_bf16(
         reason=f"bf16 step {speedup:.2f}x fp32 ({'>' if use_bf16 else '<='} {min_speedup:.2f})",
         native_bf16=True, fp32_images_per_second=fp32_rate, bf16_images_per_second=bf16_rate,
         bf16_speedup=speedup, **settings)
+
+
+#: The values of a package's ``--bf16`` switch (:func:`decide_bf16`).
+BF16_MODES = ("off", "on", "auto")
+
+
+def decide_bf16(
+    mode: str,
+    record_path: str | os.PathLike,
+    device: torch.device,
+    make_model: Callable[[], nn.Module],
+    make_batch: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
+    *,
+    batch_size: int,
+    channels_last: bool = True,
+) -> dict[str, Any]:
+    """A package's ``--bf16 off|on|auto`` switch, decided once per training folder.
+
+    "on" / "off" are taken as given. "auto" asks CUDA whether it has native bf16, or times the
+    network on this CPU with :func:`calibrate_bf16` (``make_model`` builds a throwaway copy), and
+    writes the decision to ``record_path`` (JSON, atomically); a later call with the file present
+    (a resumed run, perhaps on another CPU) reads it instead of timing again, so a run never
+    changes precision half-way. Returns the record: ``{"use_bf16": bool, "reason": str, ...}``
+    (``dataclasses.asdict`` of the calibration when timed)."""
+    if mode not in BF16_MODES:
+        raise ValueError(f"bf16 must be one of {BF16_MODES}, got {mode!r}")
+    if mode != "auto":
+        return {"use_bf16": mode == "on", "reason": f"--bf16 {mode}"}
+    record_path = Path(record_path)
+    if record_path.is_file():
+        return json.loads(record_path.read_text(encoding="utf-8"))
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported(including_emulation=False)
+        record = {"use_bf16": supported, "reason": f"CUDA native bf16: {supported}"}
+    else:
+        record = dataclasses.asdict(calibrate_bf16(make_model, make_batch, loss_fn, batch_size=batch_size,
+                                                   channels_last=channels_last))
+    text = json.dumps(record, indent=1) + "\n"
+    write_atomically(record_path, lambda temp_path: temp_path.write_text(text, encoding="utf-8"))
+    log.info("bf16 %s (%s); decision kept in %s", "on" if record["use_bf16"] else "off",
+                record["reason"], record_path)
+    return record

@@ -11,7 +11,8 @@ from torch.utils.data import Dataset
 
 import common.train
 from common.gpu import ThroughputResult
-from common.train import BF16_MIN_SPEEDUP, TrainConfig, Trainer, calibrate_bf16, cpu_has_native_bf16
+from common.train import (BF16_MIN_SPEEDUP, TrainConfig, Trainer, calibrate_bf16, cpu_has_native_bf16,
+                          decide_bf16)
 
 #: Abridged /proc/cpuinfo of the CPUs this project meets (flags lines cut to what matters here).
 SAPPHIRE_RAPIDS = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\n"
@@ -96,6 +97,43 @@ def test_calibrate_bf16_decides_by_the_margin(monkeypatch, bf16_rate, chosen):
     assert fp32_call["model"] is bf16_call["model"] and fp32_call["batch"] is bf16_call["batch"]
     assert all(call["device"] == "cpu" and call["channels_last"] and call["steps"] == 3
                and call["warmup_steps"] == 1 for call in calls)
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_decide_bf16_takes_on_and_off_as_given_and_writes_nothing(tmp_path, mode):
+    record = decide_bf16(mode, tmp_path / "bf16.json", torch.device("cpu"), tiny_conv_net, tiny_batch, bce,
+                         batch_size=4)
+    assert record == {"use_bf16": mode == "on", "reason": f"--bf16 {mode}"}
+    assert not (tmp_path / "bf16.json").exists()
+
+
+def test_decide_bf16_auto_times_once_and_a_resumed_run_reads_the_decision(monkeypatch, tmp_path):
+    """The first "auto" call calibrates and stores the decision; the second (a resumed run, perhaps on
+    a CPU that would decide otherwise) reads it back without timing."""
+    timings = []
+
+    def timer(model, make_batch, loss_fn, *, batch_size, steps, warmup_steps, device, bf16, channels_last):
+        timings.append(bf16)
+        rate = 150.0 if bf16 else 100.0
+        return ThroughputResult(images_per_second=rate, seconds_per_step=batch_size / rate, batch_size=batch_size,
+                                steps_timed=steps, device=device, bf16=bf16, channels_last=channels_last,
+                                compiled=False)
+
+    monkeypatch.setattr(common.train, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(common.train, "measure_training_throughput", timer)
+    path = tmp_path / "run" / "bf16.json"
+    first = decide_bf16("auto", path, torch.device("cpu"), tiny_conv_net, tiny_batch, bce, batch_size=4)
+    assert first["use_bf16"] is True and first["bf16_speedup"] == pytest.approx(1.5) and timings == [False, True]
+    assert json.loads(path.read_text()) == first and not list(path.parent.glob("*.tmp*"))
+    monkeypatch.setattr(common.train, "cpu_has_native_bf16", lambda: False)
+    assert decide_bf16("auto", path, torch.device("cpu"), tiny_conv_net, tiny_batch, bce, batch_size=4) == first
+    assert timings == [False, True]
+
+
+def test_decide_bf16_refuses_an_unknown_mode(tmp_path):
+    with pytest.raises(ValueError, match="bf16 must be one of"):
+        decide_bf16("fast", tmp_path / "bf16.json", torch.device("cpu"), tiny_conv_net, tiny_batch, bce,
+                    batch_size=4)
 
 
 def test_calibrate_bf16_quick_real_run_on_a_tiny_conv_net(monkeypatch):
