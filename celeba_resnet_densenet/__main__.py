@@ -11,6 +11,9 @@
         write the better network of a finished run (validation AUROC, <= 10 MB) as the shipped model
     throughput [same options] [--steps N]
         steady-state training images/s of each backbone at the scale's input size and batch
+    compare RUN_A.npz RUN_B.npz [...] --names A B [...] --out DIR
+        finished runs (their test_predictions_<backbone>.npz) paired on the same test images, e.g.
+        --class-weighting balanced vs none at the same budget
 """
 from __future__ import annotations
 
@@ -208,6 +211,17 @@ def _command_ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_compare(args: argparse.Namespace) -> int:
+    from celeba_resnet_densenet.pipeline import compare_runs
+
+    for row in compare_runs(args.predictions, args.names, args.out, seed=args.seed,
+                            n_resamples=args.resamples):
+        interval = row["interval"]
+        print(f"{row['a']} - {row['b']}, {row['metric']}: {interval.estimate:+.4f} "
+              f"[{interval.low:+.4f}, {interval.high:+.4f}]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m celeba_resnet_densenet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--device", default="auto")
     predict.add_argument("--no-progress", action="store_true")
     predict.set_defaults(handler=_command_predict)
+    compare = commands.add_parser("compare", help="finished runs paired on the same test images")
+    compare.add_argument("predictions", nargs="+", metavar="RUN.npz",
+                         help="test_predictions_<backbone>.npz of each run; the first is the reference")
+    compare.add_argument("--names", nargs="+", required=True, help="one name per run, for the table")
+    compare.add_argument("--out", required=True, help="folder for run_comparison.{md,csv,json}")
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    compare.set_defaults(handler=_command_compare)
     ship = commands.add_parser("ship", help="ship the better network of a finished reproduce run (--out)")
     _add_experiment_arguments(ship)
     ship.add_argument("--shipped-model", default=None, help="where to write it (default: the package's)")

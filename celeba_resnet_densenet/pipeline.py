@@ -43,7 +43,8 @@ from celeba_resnet_densenet.evaluate import TEST_METRICS as TEST_METRIC_TITLES
 from celeba_resnet_densenet.tables import (averaging_table, comparisons_table, decision_rules_table,
                                            epoch_log_table, grid_table, per_attribute_table, plot_grid,
                                            plot_per_attribute_auroc,
-                                           plot_training_curves, results_table, selected_hyperparameters_table)
+                                           plot_training_curves, results_table, run_comparison_table,
+                                           selected_hyperparameters_table)
 from celeba_resnet_densenet.train import (BackboneRun, GridPoint, build_model, load_point_model,
                                           run_grid, train_grid_point)
 from common.checkpoint import load_checkpoint, require_same_configuration, save_checkpoint, write_atomically
@@ -432,3 +433,49 @@ def write_model_card(path: Path, model_path: Path, run: dict[str, Any], record: 
     lines += ["", "## Licence", "", CELEBA_MODEL_LICENCE, ""]
     text = "\n".join(lines)
     return write_atomically(path, lambda temp_path: temp_path.write_text(text, encoding="utf-8"))
+
+
+def compare_runs(prediction_files: Sequence[str | os.PathLike], names: Sequence[str], out_dir: str | os.PathLike,
+                 seed: int = 0, n_resamples: int = 2000) -> list[dict[str, Any]]:
+    """Paired test comparison of finished runs from their ``test_predictions_<backbone>.npz`` (e.g. one
+    network trained with ``--class-weighting balanced`` and ``none`` at the same budget): each run at
+    its own validation-chosen thresholds, every run against the first on the same test images
+    (paired bootstrap). Writes ``run_comparison`` (tables + ``run_comparison.json``) to ``out_dir``
+    and returns the comparison rows. The runs must hold the same test images in the same order."""
+    if len(prediction_files) != len(names) or len(names) < 2:
+        raise ValueError("give two or more prediction files and one name for each")
+    runs = []
+    for name, path in zip(names, prediction_files):
+        with np.load(path) as stored:
+            probabilities, labels = stored["probabilities"], stored["labels"]
+            predictions = apply_thresholds(probabilities, stored[f"thresholds_{HEADLINE_RULE}"])
+            runs.append({"name": name, "path": str(path), "image_ids": stored["image_ids"], "labels": labels,
+                         "probabilities": probabilities, "predictions": predictions})
+    reference = runs[0]
+    for run in runs[1:]:
+        if not (np.array_equal(run["image_ids"], reference["image_ids"])
+                and np.array_equal(run["labels"], reference["labels"])):
+            raise ValueError(f"{run['path']}: not the test images of {reference['path']} (a paired comparison "
+                             f"needs the same split)")
+    labels = reference["labels"]
+    for run in runs:
+        run["intervals"] = metric_intervals(labels, run["probabilities"], run["predictions"], seed=seed,
+                                            n_resamples=n_resamples)
+    rows = []
+    for run in runs[1:]:
+        for metric in ("accuracy", "f1", "mean_auroc", "mean_ap"):
+            rows.append({"a": run["name"], "b": reference["name"], "metric": metric,
+                         "interval": paired_difference(labels, (run["probabilities"], run["predictions"]),
+                                                       (reference["probabilities"], reference["predictions"]),
+                                                       metric, n_resamples=n_resamples, seed=seed)})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_tables([run_comparison_table(runs, rows, len(labels), n_resamples)], out_dir)
+    record = {"runs": [{"name": run["name"], "predictions": run["path"],
+                        "test_metrics": {key: interval.as_dict() for key, interval in run["intervals"].items()}}
+                       for run in runs],
+              "comparisons": [{"a": row["a"], "b": row["b"], "metric": row["metric"],
+                               "interval": row["interval"].as_dict()} for row in rows]}
+    text = json.dumps(record, indent=1) + "\n"
+    write_atomically(out_dir / "run_comparison.json", lambda temp_path: temp_path.write_text(text, encoding="utf-8"))
+    return rows

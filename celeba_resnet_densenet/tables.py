@@ -132,6 +132,32 @@ def comparisons_table(compared: list[Mapping[str, Any]]) -> Table:
         float_format=".4f")
 
 
+def run_comparison_table(runs: list[Mapping[str, Any]], compared: list[Mapping[str, Any]], n_test: int,
+                         n_resamples: int) -> Table:
+    """Finished runs compared on the same test images (``compare``): each run's test metrics at its
+    validation-chosen thresholds with 95 % bootstrap intervals, then every run minus the first,
+    paired."""
+    rows = []
+    for run in runs:
+        for key in ("accuracy", "f1", "mean_auroc", "mean_ap"):
+            interval = run["intervals"][key]
+            rows.append([f"{run['name']}: {TEST_METRICS[key]}", interval.estimate, interval.low, interval.high,
+                         na("a run's own value")])
+    for row in compared:
+        interval = row["interval"]
+        rows.append([f"{row['a']} - {row['b']}: {TEST_METRICS[row['metric']]}", interval.estimate, interval.low,
+                     interval.high, int(interval.excludes(0.0))])
+    return Table(
+        name="run_comparison",
+        title=f"Runs compared on the same {n_test} test images (validation-chosen thresholds)",
+        columns=["Run or difference, metric", "Value", "95% CI low", "95% CI high", "Interval excludes 0"],
+        rows=rows,
+        notes=[f"Percentile bootstrap over test images ({n_resamples:,} resamples); differences resample both runs on "
+               "the same images (paired). Interval excludes 0: 1 = established at this scale, 0 = not "
+               "distinguishable."] + [f"{run['name']}: {run['path']}" for run in runs],
+        float_format=".4f")
+
+
 def selected_hyperparameters_table(runs: Mapping[str, Any], config) -> Table:
     """The grid point chosen on validation per model, beside the paper's choice; epochs are those of
     the run whose weights are used (the retraining after a reduced-budget grid)."""
