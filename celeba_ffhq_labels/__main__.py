@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a results folder of reproduce or its classifier.pt")
     export.add_argument("--out", default=SHIPPED_MODEL_PATH,
                         help=f"model file to write (default: {_SHIPPED_MODEL_SHOWN})")
+    ship = commands.add_parser("ship", help="ship a finished reproduce run's classifier with its model card")
+    ship.add_argument("--checkpoint", required=True, metavar="DIR", help="the results folder of reproduce")
+    ship.add_argument("--out", default=SHIPPED_MODEL_PATH,
+                      help=f"model file to write; MODEL_CARD.md goes beside it (default: {_SHIPPED_MODEL_SHOWN})")
     return parser
 
 
@@ -177,6 +181,14 @@ def _run_export(args: argparse.Namespace) -> None:
     print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB) from {args.checkpoint}")
 
 
+def _run_ship(args: argparse.Namespace) -> None:
+    from celeba_ffhq_labels.pipeline import ship_labeller
+
+    record = ship_labeller(args.checkpoint, args.out)
+    print(f"shipped {args.out} ({record['bytes'] / 2**20:.2f} MiB): test mean AUROC {record['test_mean_auroc_shipped']:.4f} "
+          f"(full precision {record['test_mean_auroc_fp32_label_path']:.4f}) through the label path")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -188,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
             _run_label(args)
         except (FileNotFoundError, ValueError) as error:
             raise SystemExit(f"error: {error}") from None
+    elif args.command == "ship":
+        _run_ship(args)
     else:
         _run_export(args)
 

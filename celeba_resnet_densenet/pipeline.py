@@ -48,6 +48,7 @@ from celeba_resnet_densenet.tables import (averaging_table, comparisons_table, d
 from celeba_resnet_densenet.train import (BackboneRun, GridPoint, build_model, load_point_model,
                                           run_grid, train_grid_point)
 from common.checkpoint import load_checkpoint, require_same_configuration, save_checkpoint, write_atomically
+from common.export import CELEBA_MODEL_LICENCE
 from common.data.dataset import corrupt_samples_skipped
 from common.gpu import select_device
 from common.metrics import apply_thresholds
@@ -341,10 +342,6 @@ def measure_throughput(config: ExperimentConfig, steps: int = 5, warmup_steps: i
 
 
 # --------------------------------------------------------------------------- the shipped model
-
-#: Licence line of every model trained on CelebA (CelebA's terms: non-commercial research only).
-CELEBA_MODEL_LICENCE = ("Trained on CelebA images and labels: for non-commercial research and educational "
-                        "purposes only, as CelebA's own agreement requires.")
 
 
 def _compact_test_auroc(model_file: Path, datasets: dict, config: ExperimentConfig) -> float:

@@ -39,6 +39,10 @@ SHIPPED_MODEL_MAX_BYTES = 10 * 2**20
 
 #: The ``"format"`` tag of :func:`compact_state_dict`'s result.
 COMPACT_FORMAT = "common.export/1"
+#: Licence line of every shipped model trained on CelebA (its agreement: non-commercial research only);
+#: model cards quote it.
+CELEBA_MODEL_LICENCE = ("Trained on CelebA images and labels: for non-commercial research and educational "
+                        "purposes only, as CelebA's own agreement requires.")
 
 #: What :func:`load_shipped_model` tells the user to do about a file it cannot use.
 SHIPPED_MODEL_REMEDY = "re-export the model with common.export.save_shipped_model"

@@ -151,3 +151,21 @@ def test_label_cli_with_the_smoke_classifier_on_a_mixed_folder(smoke_dir, tmp_pa
     aligned = np.array([float(rows["celeba_frame.png"][f"soft_{a}"]) for a in CELEBA_ATTRIBUTES])
     square = np.array([float(rows["square_hq.png"][f"soft_{a}"]) for a in CELEBA_ATTRIBUTES])
     assert np.abs(aligned - square).mean() < 0.1
+
+
+def test_ship_writes_the_labeller_and_its_card_and_checks_it_through_the_label_path(smoke_dir, tmp_path, capsys):
+    model_path = tmp_path / "pretrained" / "labeller.pt"
+    main(["ship", "--checkpoint", str(smoke_dir), "--out", str(model_path)])
+    assert "shipped" in capsys.readouterr().out
+    card = (tmp_path / "pretrained" / "MODEL_CARD.md").read_text()
+    run = json.loads((smoke_dir / "run.json").read_text())
+    shipped = __import__("torch").load(model_path, weights_only=True)["meta"]["shipped"]
+    assert shipped["test_mean_auroc_run"] == pytest.approx(run["extra"]["mean_auroc"])
+    assert f"{run['extra']['mean_auroc']:.4f}" in card and "non-commercial" in card
+    assert "split by official partition: no person is in two sets" in card
+    # the label path (CelebA geometry) on the test files gives the run's own scores; int8 moves them little
+    record_line = next(line for line in card.splitlines() if line.startswith("- **Weights**"))
+    values = [float(token.strip("(),")) for token in record_line.split() if token.strip("(),")[:2] == "0."]
+    shipped_auroc, fp32_auroc, run_auroc = values[:3]
+    assert fp32_auroc == pytest.approx(run_auroc, abs=1e-3)
+    assert abs(shipped_auroc - fp32_auroc) < 0.02
