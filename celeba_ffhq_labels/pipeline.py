@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from common.checkpoint import write_atomically
+from common.curves import plot_training_log
 from common.data.dataset import corrupt_samples_skipped
 from common.export import CELEBA_MODEL_LICENCE
 from common.gpu import select_device
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 THRESHOLDS_FILE = "thresholds.json"
 PREDICTIONS_FILE = "predictions.npz"
 FIGURE_FILE = "fig3_auroc.png"
+CURVES_FILE = "training_curves.png"
 HQ_FACES_DIR = "hq_faces"
 HQ_LABELS_FILE = "hq_faces_labels.csv"
 
@@ -93,6 +95,9 @@ def reproduce(config: ExperimentConfig, out_dir: str | Path, argv: Sequence[str]
 
     trained = train_classifier(config, annotations, splits, out_dir)
     model = trained.model
+    plot_training_log(trained.train_dir / "log.csv", out_dir / CURVES_FILE, best_metric="hamming_loss",
+                      title=f"{config.model.title}, scale '{config.scale}': the kept checkpoint has the lowest "
+                            f"validation hamming loss")
     device = select_device(config.runtime.device)
     batch_size = config.optim.eval_batch_size
     workers, progress = config.runtime.num_workers, config.runtime.progress
