@@ -151,22 +151,33 @@ def cpu_bf16_markdown(records: list[dict], *, cpu: str, batch_size: int, steps: 
     return "\n".join(lines) + "\n"
 
 
-def measure_cpu(cases: dict, *, batch_size: int, steps: int, warmup_steps: int, out_dir: Path) -> Path:
-    """Time fp32 vs bf16 on this CPU for ``cases``; write ``throughput-cpu-<stamp>.md`` and
-    ``.json`` under ``out_dir``; returns the Markdown path."""
+def measure_cpu(cases: dict, *, batch_size: int, steps: int, warmup_steps: int, out_dir: Path,
+                loop_packages: list[str] | None = None, loop_steps: int = 20, data_root: Path | None = None) -> Path:
+    """Time fp32 vs bf16 on this CPU for ``cases`` and, for ``loop_packages``, each package's own
+    training loop against a plain eager step and its input pipeline (:mod:`benchmarks.package_loops`,
+    on ``data_root`` when it holds CelebA, else synthetic faces); write ``throughput-cpu-<stamp>.md``
+    and ``.json`` under ``out_dir``; returns the Markdown path."""
+    from benchmarks.package_loops import as_records, loops_markdown, measure_loops
+
     load_average, now, cpu = os.getloadavg(), dt.datetime.now(), cpu_description()
     print(f"CPU: {cpu}; native bf16: {cpu_has_native_bf16()}", flush=True)
     records = cpu_bf16_rows(cases, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps)
+    root = str(data_root) if data_root is not None and (data_root / "celeba").is_dir() else None
+    loops = measure_loops(root, loop_steps, loop_packages) if loop_packages else []
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"throughput-cpu-{now.strftime('%Y%m%d-%H%M%S')}"
     markdown = stem.with_suffix(".md")
-    markdown.write_text(cpu_bf16_markdown(
-        records, cpu=cpu, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps,
-        load_average=load_average, date=now.isoformat(timespec="seconds")))
+    text = cpu_bf16_markdown(records, cpu=cpu, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps,
+                             load_average=load_average, date=now.isoformat(timespec="seconds"))
+    if loops:
+        text += ("\n## Each package's own training loop vs a plain eager step, and its input pipeline\n\n"
+                 + loops_markdown(loops))
+    markdown.write_text(text)
     stem.with_suffix(".json").write_text(json.dumps({
         "date": now.isoformat(timespec="seconds"), "device": "cpu", "cpu": cpu,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "load_average": load_average,
-        "batch_size": batch_size, "steps": steps, "warmup_steps": warmup_steps, "records": records}, indent=1))
+        "batch_size": batch_size, "steps": steps, "warmup_steps": warmup_steps, "records": records,
+        "package_loops": as_records(loops)}, indent=1))
     print(f"wrote {markdown}")
     return markdown
 
@@ -181,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None,
                         help="timed steps; default 30 on GPU, 3 on CPU (2 with --quick)")
     parser.add_argument("--only", nargs="*", help="model names to measure (default all)")
+    parser.add_argument("--loops", nargs="*", default=None, metavar="PACKAGE",
+                        help="with --cpu: packages whose own training loop to time against a plain eager step "
+                             "(default: every package the bench knows; none when --only is given; "
+                             "--loops with no name: none)")
+    parser.add_argument("--loop-steps", type=int, default=None, help="steps per loop measurement (default 20; 2 with --quick)")
+    parser.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
+                        help="CelebA for the loop measurements (synthetic faces when it is absent)")
     parser.add_argument("--modes", nargs="*", default=["fp32", "bf16_cl", "bf16_cl_compile"], help="GPU modes")
     parser.add_argument("--images", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
                         / "celeba" / "img_align_celeba_89x109")
@@ -198,8 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         cases = {name: case for name, case in cases.items() if name in args.only}
     if args.cpu:
+        from benchmarks.package_loops import MEASUREMENTS
+
+        loops = args.loops if args.loops is not None else ([] if args.only else list(MEASUREMENTS))
+        unknown_loops = sorted(set(loops) - set(MEASUREMENTS))
+        if unknown_loops:
+            parser.error(f"no loop measurement for {', '.join(unknown_loops)}; known: {', '.join(MEASUREMENTS)}")
         measure_cpu(cases, batch_size=args.batch_size or (2 if args.quick else 8),
-                    steps=args.steps or (2 if args.quick else 3), warmup_steps=1, out_dir=args.out)
+                    steps=args.steps or (2 if args.quick else 3), warmup_steps=1, out_dir=args.out,
+                    loop_packages=loops, loop_steps=args.loop_steps or (2 if args.quick else 20),
+                    data_root=args.data_root)
         return 0
     batch_size = args.batch_size or 128
     steps = args.steps or 30

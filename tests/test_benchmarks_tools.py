@@ -47,3 +47,25 @@ def test_every_headline_points_at_a_computed_cell():
         for tables in (smoke, real):
             assert isinstance(report._cell(tables, headline.table, *headline.ours), float), headline
             assert isinstance(report._cell(tables, headline.table, *headline.paper), float), headline
+
+
+def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path):
+    """``--cpu --quick --loops``: each package's own loop, the eager step and the input pipeline get positive
+    rates, in the Markdown table and the JSON (synthetic faces: the data root holds no CelebA)."""
+    import json
+
+    from benchmarks.package_loops import MEASUREMENTS, NOT_MEASURED
+
+    assert throughput.main(["--cpu", "--quick", "--only", "ffhq_reduced@109x89", "--loops", *MEASUREMENTS,
+                            "--data-root", str(tmp_path / "no_data"), "--out", str(tmp_path)]) == 0
+    [markdown] = tmp_path.glob("throughput-cpu-*.md")
+    text = markdown.read_text()
+    records = json.loads(markdown.with_suffix(".json").read_text())["package_loops"]
+    assert [record["package"] for record in records] == list(MEASUREMENTS)
+    for record in records:
+        assert record["data"] == "synthetic faces" and record["steps"] == 2
+        assert min(record["loop_images_per_second"], record["eager_images_per_second"],
+                   record["pipeline_images_per_second"]) > 0
+        assert record["loop_vs_eager"] == record["loop_images_per_second"] / record["eager_images_per_second"]
+        assert f"| {record['package']} |" in text
+    assert all(reason in text for reason in NOT_MEASURED.values())
