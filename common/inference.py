@@ -136,6 +136,33 @@ FRAMES: dict[str, FaceFrame] = {
 }
 
 
+#: ``--geometry`` choices of an inference command: a frame of :data:`FRAMES`, ``"auto"`` (by aspect
+#: ratio, :func:`frame_for_geometry`) or ``"resize"`` (no geometry step: stretch to the input size).
+GEOMETRIES: tuple[str, ...] = ("auto", *FRAMES, "resize")
+
+
+def frame_for_geometry(width: int, height: int, geometry: str,
+                       name: str | os.PathLike = "<image>") -> FaceFrame | None:
+    """The frame an image of ``width`` x ``height`` is cropped in under ``geometry`` (one of
+    :data:`GEOMETRIES`): the frame named; for ``"auto"`` CelebA's aligned frame when the aspect
+    ratio is 178:218 and CelebA-HQ's when square (within :data:`ASPECT_TOLERANCE`); ``None`` for
+    ``"resize"``. Under ``"auto"`` another aspect ratio raises ``ValueError`` naming ``name`` and
+    the ``--geometry`` values that say how the face is cropped."""
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
+    if geometry == "resize":
+        return None
+    if geometry != "auto":
+        return FRAMES[geometry]
+    for frame in (FRAMES["celeba"], FRAMES["celeba-hq"]):
+        if abs((width / height) / (frame.width / frame.height) - 1.0) <= ASPECT_TOLERANCE:
+            return frame
+    raise ValueError(f"{name}: {width}x{height} is neither CelebA's aligned 178:218 frame nor a square "
+                     f"(CelebA-HQ / FFHQ) face crop, so --geometry auto cannot tell how the face is "
+                     f"cropped; pass --geometry celeba or --geometry celeba-hq to say which frame it is "
+                     f"in, or --geometry resize to stretch it to the model input as it is")
+
+
 def map_to_frame(image: Image.Image, source: FaceFrame, target: FaceFrame,
                  size: tuple[int, int]) -> Image.Image:
     """``image``, a face in ``source``'s frame, as an RGB image of ``size`` = (height, width)
