@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -58,7 +59,8 @@ def _align_landmarks(image_ids: list[str], path: Path) -> tuple[np.ndarray, np.n
 def load_celeba_with_masks(data_root: str | Path | None, data: DataConfig,
                            masks_root: str | Path | None = None,
                            cache_dir: str | Path = "results/.synthetic") -> CelebAWithMasks:
-    """CelebA annotations restricted to images with a 7-class mask and 5 landmarks.
+    """CelebA annotations restricted to images with a 7-class mask and 5 landmarks (and to
+    ``data.max_images`` of them at random when set).
 
     ``data_root=None`` renders synthetic faces (exact masks and landmarks from the generator).
     With real data, masks come from ``<celeba root>/parsing_parts7`` when present, else from
@@ -95,64 +97,89 @@ def load_celeba_with_masks(data_root: str | Path | None, data: DataConfig,
     if len(annotations) == 0:
         raise FileNotFoundError(f"no image of {annotations.root} has a parsing mask in "
                                 f"{annotations.mask_dir}")
+    if data.max_images is not None and len(annotations) > data.max_images:
+        annotations = annotations.subset(random_sample(len(annotations), data.max_images, data.seed))
     return CelebAWithMasks(annotations, mask_source, landmark_source, n_dropped, synthetic)
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Row indices into the annotations: attribute train/test and parsing train/test."""
+    """Row indices into the annotations: attribute train / validation / test and the parsing
+    images drawn from each side (no Helen)."""
 
     train: np.ndarray
+    val: np.ndarray
     test: np.ndarray
     parsing_train: np.ndarray
+    parsing_val: np.ndarray
     parsing_test: np.ndarray
     description: str
 
 
-def make_splits(annotations: CelebAAnnotations, data: DataConfig) -> Splits:
-    """CelebA's official train/test partition when it has both; otherwise an identity split.
+def _draw(indices: np.ndarray, count: int | None, seed: int) -> np.ndarray:
+    """``count`` of ``indices`` at random (all of them when ``count`` is None or larger)."""
+    if count is None or count >= len(indices):
+        return indices
+    return indices[random_sample(len(indices), count, seed)]
 
-    The paper trains on the official train split and tests on the test split (§4.2). The
-    shared copy holds train-split images only, so a held-out set is carved by identity. The
-    parsing sets are drawn from the attribute train / test sides (no Helen here).
+
+def make_splits(annotations: CelebAAnnotations, data: DataConfig) -> Splits:
+    """Train / validation / test: CelebA's official partition when the images present hold all
+    three, otherwise whole identities held out (``test_fraction`` for test, then
+    ``val_fraction`` of all images for validation out of the rest; at random when identities
+    are unknown).
+
+    The paper trains on the official train split and tests on the test split (§4.2); we pick
+    each network's checkpoint on the validation split. The shared copy holds official-train
+    images only, so there the three sets are carved by identity. The parsing images (no
+    Helen) are drawn from each side: the parser never sees a validation or test face.
+
+    Raises ``ValueError`` naming the empty set when a split is empty.
     """
     official = official_split(annotations.partition) if annotations.partition is not None else None
-    held_out = (np.sort(np.concatenate([official[name] for name in data.test_partitions]))
-                if official is not None else np.array([], dtype=np.int64))
-    if official is not None and len(official["train"]) and len(held_out):
-        train, test = official["train"], held_out
-        description = f"official partition: train / {' + '.join(data.test_partitions)}"
-    elif annotations.identities is not None:
-        train, test = identity_split(annotations.identities, data.test_fraction, data.seed)
-        description = f"identity split, {data.test_fraction:.0%} of images held out"
+    if official is not None and all(len(official[name]) for name in ("train", "val", "test")):
+        train, val, test = official["train"], official["val"], official["test"]
+        description = "official partition: train / val / test"
     else:
-        train, test = random_split(len(annotations), data.test_fraction, data.seed)
-        description = f"random split, {data.test_fraction:.0%} held out"
-    if data.max_images is not None and len(train) + len(test) > data.max_images:
-        n_train = int(round(data.max_images * (1 - data.test_fraction)))
-        train = train[random_sample(len(train), min(n_train, len(train)), data.seed)]
-        test = test[random_sample(len(test), min(data.max_images - n_train, len(test)), data.seed)]
-    if data.max_test_images is not None and len(test) > data.max_test_images:
-        test = test[random_sample(len(test), data.max_test_images, data.seed)]
-    parsing_train = train[random_sample(len(train), min(data.parsing_train_images, len(train)),
-                                        data.seed + 1)]
-    parsing_test = test[random_sample(len(test), min(data.parsing_test_images, len(test)),
-                                      data.seed + 1)]
-    return Splits(train, test, parsing_train, parsing_test, description)
+        if not 0.0 < data.val_fraction < 1.0 - data.test_fraction:
+            raise ValueError(f"val_fraction {data.val_fraction} must lie in (0, 1 - test_fraction = "
+                             f"{1.0 - data.test_fraction:g})")
+        val_share = data.val_fraction / (1.0 - data.test_fraction)
+        if annotations.identities is not None and len(np.unique(annotations.identities)) >= 3:
+            identities = np.asarray(annotations.identities)
+            rest, test = identity_split(identities, data.test_fraction, data.seed)
+            train_local, val_local = identity_split(identities[rest], val_share, data.seed + 1)
+            description = "identity split"
+        else:
+            rest, test = random_split(len(annotations), data.test_fraction, data.seed)
+            train_local, val_local = random_split(len(rest), val_share, data.seed + 1)
+            description = "random split (no identities)"
+        train, val = rest[train_local], rest[val_local]
+        description += (f", {data.test_fraction:.0%} of images for test and "
+                        f"{data.val_fraction:.0%} for validation")
+    for name, indices in (("train", train), ("validation", val), ("test", test)):
+        if len(indices) == 0:
+            raise ValueError(f"{annotations.root}: the {name} set of the {len(annotations)} images "
+                             f"is empty ({description}); use more images")
+    return Splits(train, val, test,
+                  parsing_train=_draw(train, data.parsing_train_images, data.seed + 1),
+                  parsing_val=_draw(val, data.parsing_val_images, data.seed + 1),
+                  parsing_test=_draw(test, data.parsing_test_images, data.seed + 1),
+                  description=description)
 
 
 def attribute_dataset(annotations: CelebAAnnotations, indices: np.ndarray,
-                      image_size: tuple[int, int], train: bool) -> FaceDataset:
-    """Images, 40 attributes and 5 landmarks; random horizontal flip when training (§5)."""
-    return celeba_dataset(annotations, indices, image_size=tuple(image_size), hflip=train,
+                      image_size: tuple[int, int], hflip: bool) -> FaceDataset:
+    """Images, 40 attributes and 5 landmarks; a random horizontal flip when ``hflip`` (§5)."""
+    return celeba_dataset(annotations, indices, image_size=tuple(image_size), hflip=hflip,
                           mask_paths=None)
 
 
 def parsing_dataset(annotations: CelebAAnnotations, indices: np.ndarray,
-                    image_size: tuple[int, int], train: bool) -> FaceDataset:
+                    image_size: tuple[int, int], hflip: bool) -> FaceDataset:
     """Images and 7-class masks. The 7 classes have no left/right pair, so a flip needs no
     relabelling (Helen's 11 labels do; see :class:`HelenParsingDataset`)."""
-    return celeba_dataset(annotations, indices, image_size=tuple(image_size), hflip=train,
+    return celeba_dataset(annotations, indices, image_size=tuple(image_size), hflip=hflip,
                           attributes=None, landmarks=None)
 
 
@@ -162,18 +189,26 @@ def hflip_labels(mask: np.ndarray, flip_permutation) -> np.ndarray:
 
 
 class HelenParsingDataset(Dataset):
-    """Helen (Smith et al.'s 11 labels) mapped to the 7 classes of §4.1.
+    """Helen (Smith et al.'s 11 labels) mapped to the 7 classes of §4.1, over one or more of its
+    splits (``"train"`` / ``"val"`` / ``"test"``: 2,000 / 230 / 100 images; all three together
+    are the 2,330 the attribute models' parser learns from, §4.1).
 
     A horizontal flip swaps the left/right eye and eyebrow labels in the 11-label space
     (``HELEN11_FLIP_PERMUTATION``) before the mapping, so it stays correct if a finer scheme
     is ever kept.
     """
 
-    def __init__(self, helen_root: str | Path, split: str, image_size: tuple[int, int],
-                 flip_probability: float = 0.0):
+    def __init__(self, helen_root: str | Path, splits: str | Sequence[str],
+                 image_size: tuple[int, int], flip_probability: float = 0.0):
         from common.data.helen import read_helen
 
-        self.annotations = read_helen(helen_root, split)
+        if isinstance(splits, str):
+            splits = (splits,)
+        parts = [read_helen(helen_root, split) for split in splits]
+        self.annotations = dataclasses.replace(
+            parts[0], image_ids=[i for part in parts for i in part.image_ids],
+            image_paths=[p for part in parts for p in part.image_paths],
+            label_dirs=[d for part in parts for d in part.label_dirs])
         self.image_size = tuple(image_size)
         self.flip_probability = flip_probability
 

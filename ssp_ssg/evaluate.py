@@ -80,14 +80,52 @@ def predict_attribute_probabilities(model: nn.Module, dataset: Dataset, batch_si
     return outputs["outputs"], outputs["attributes"]
 
 
+def per_image_confusions(net: nn.Module, dataset: Dataset, num_classes: int, batch_size: int,
+                         device: torch.device, layer: str = "deconv13") -> np.ndarray:
+    """(N, K, K) confusion of each image's full-resolution prediction (rows = ground truth), in
+    dataset order: their sum is the test set's confusion (Table 4), and resampling images sums
+    a resample's (the bootstrap of the mean IoU)."""
+
+    def confusions(model, batch):
+        predicted = model(batch["image"], up_to=layer)[layer].argmax(1)
+        cells = (batch["mask"] * num_classes + predicted).flatten(1)
+        counts = torch.zeros(len(cells), num_classes * num_classes, device=cells.device)
+        return counts.scatter_add_(1, cells, torch.ones_like(cells, dtype=counts.dtype))
+
+    outputs = predict(net, dataset, batch_size=batch_size, device=device, output_fn=confusions)
+    return np.rint(outputs["outputs"]).astype(np.int64).reshape(-1, num_classes, num_classes)
+
+
 def segmentation_confusion(net: nn.Module, dataset: Dataset, num_classes: int,
                            batch_size: int, device: torch.device,
                            layer: str = "deconv13") -> np.ndarray:
-    """(K, K) confusion of the full-resolution prediction (rows = ground truth)."""
-    outputs = predict(net, dataset, batch_size=batch_size, device=device,
-                      output_fn=lambda m, batch: m(batch["image"], up_to=layer)[layer].argmax(1))
-    return confusion_matrix(outputs["mask"].reshape(-1), outputs["outputs"].astype(np.int64).reshape(-1),
-                            num_classes)
+    """(K, K) confusion of the full-resolution prediction over ``dataset`` (rows = ground truth)."""
+    return per_image_confusions(net, dataset, num_classes, batch_size, device, layer).sum(axis=0)
+
+
+def accuracy_maximising_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Per attribute, the decision threshold (present when probability >= threshold) with the
+    highest accuracy on these (validation) images; among equally accurate ones the closest to
+    0.5. Candidates: 0, 1 and the midpoints between consecutive distinct probabilities.
+    ``labels`` (N, A) 0/1, ``probabilities`` (N, A) -> (A,) float64."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    thresholds = np.empty(labels.shape[1])
+    for column in range(labels.shape[1]):
+        values, inverse = np.unique(probabilities[:, column], return_inverse=True)
+        positives = np.bincount(inverse, weights=labels[:, column], minlength=len(values))
+        negatives = np.bincount(inverse, minlength=len(values)) - positives
+        candidates = np.concatenate([[0.0], (values[1:] + values[:-1]) / 2, [1.0]])
+        # threshold candidates[k] makes values[k:] positive (candidates[-1] = 1.0 only the
+        # values equal to 1, which the last group is when a score saturates)
+        below = np.concatenate([[0.0], np.cumsum(negatives)])           # negatives under it
+        above = np.concatenate([np.cumsum(positives[::-1])[::-1], [0.0]])  # positives over it
+        correct = below + above
+        if values[-1] >= 1.0:
+            correct[-1] = below[-1] - negatives[-1] + positives[-1]
+        best = np.flatnonzero(correct == correct.max())
+        thresholds[column] = candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]]
+    return thresholds
 
 
 def intersection_over_union(confusion: np.ndarray) -> tuple[np.ndarray, float]:

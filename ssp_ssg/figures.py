@@ -133,3 +133,87 @@ def pseudo_mask_grid(data_root: Path, masks_root: Path, out: Path, count: int = 
     out.parent.mkdir(parents=True, exist_ok=True)
     return parsing_figure(np.stack(images), {"pseudo mask": np.stack(masks)}, out,
                           title="Real CelebA images and their pseudo parsing masks (mediapipe)")
+
+
+def localisation_map_figure(images: np.ndarray, maps: np.ndarray, attribute_names: Sequence[str],
+                            path: Path, titles: Sequence[Sequence[str]] | None = None,
+                            title: str = "SSP localisation maps: sum over regions of w[r, a] * mask_r") -> Path:
+    """One row per image: the image, then for each attribute its localisation map (§3.1.2: the
+    parser's region probabilities weighted by SSP's per-image localisation weights, in [0, 1])
+    over the image, on one colour scale 0..1 for every panel. ``images`` (N, 3, H, W) in [0, 1],
+    ``maps`` (N, A, h, w) (drawn stretched over the image); ``titles[i][a]`` labels a panel."""
+    n, count = len(images), len(attribute_names)
+    fig, axes = plt.subplots(n, 1 + count, figsize=(1.7 * (1 + count), 2.1 * n + 0.4),
+                             squeeze=False)
+    shown = None
+    for row in range(n):
+        picture = _image_hwc(images[row])
+        extent = (-0.5, picture.shape[1] - 0.5, picture.shape[0] - 0.5, -0.5)
+        axes[row, 0].imshow(picture)
+        for column, name in enumerate(attribute_names, start=1):
+            axes[row, column].imshow(picture)
+            shown = axes[row, column].imshow(maps[row, column - 1], cmap="jet", alpha=0.5, vmin=0.0,
+                                             vmax=1.0, extent=extent, interpolation="bilinear")
+            label = titles[row][column - 1] if titles is not None else name.replace("_", " ")
+            axes[row, column].set_title(label, fontsize=7)
+    axes[0, 0].set_title("input", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.92, 1))
+    fig.colorbar(shown, cax=fig.add_axes((0.93, 0.15, 0.015, 0.7)))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(logs: dict[str, Path], selected_steps: dict[str, int], path: Path,
+                    title: str = "Learning curves: training loss and validation metric") -> Path:
+    """One panel per network from its ``common.train`` ``log.csv``: the training loss (left
+    axis) and every validation metric it logged (right axis) against the step, with the step of
+    the checkpoint validation selected (``best.pt``) marked. Networks without a log are skipped."""
+    import csv
+
+    curves = {}
+    for name, log in logs.items():
+        if not Path(log).is_file():
+            continue
+        with Path(log).open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        loss = [(float(r["step"]), float(r["train/loss"])) for r in rows if r.get("train/loss")]
+        metrics = sorted({key for r in rows for key, value in r.items() if key.startswith("eval/") and value})
+        validation = {key: [(float(r["step"]), float(r[key])) for r in rows if r.get(key)]
+                      for key in metrics}
+        curves[name] = (loss, validation)
+    if not curves:
+        raise ValueError("no log.csv to draw learning curves from")
+    columns = min(4, len(curves))
+    rows_count = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows_count, columns, figsize=(3.6 * columns, 2.6 * rows_count),
+                             squeeze=False)
+    for ax, (name, (loss, validation)) in zip(axes.ravel(), curves.items()):
+        if loss:
+            ax.plot(*zip(*loss), color="tab:blue", lw=1, marker=".", ms=2, label="train loss")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.tick_params(labelsize=6)
+        twin = ax.twinx()
+        twin.tick_params(labelsize=6)
+        for colour, (key, points) in zip(("tab:red", "tab:green", "tab:purple"), validation.items()):
+            twin.plot(*zip(*points), color=colour, lw=1, marker=".", ms=3,
+                      label=key.removeprefix("eval/"))
+        if name in selected_steps:
+            ax.axvline(selected_steps[name], color="grey", ls="--", lw=0.8)
+        handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=5, loc="upper right")
+    for ax in axes.ravel()[len(curves):]:
+        ax.axis("off")
+    fig.suptitle(title + " (dashed: the selected checkpoint)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

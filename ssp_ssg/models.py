@@ -279,19 +279,44 @@ class AttributeBackbone(nn.Module):
         return x
 
 
+class RegionwiseLinear(nn.Module):
+    """One linear map per region: (B, R, C) -> (B, R, A), region ``r`` through its own weights.
+
+    Each region's weights and bias are initialised as ``nn.Linear(C, A)`` initialises its own."""
+
+    def __init__(self, num_regions: int, in_features: int, out_features: int):
+        super().__init__()
+        layers = [nn.Linear(in_features, out_features) for _ in range(num_regions)]
+        self.weight = nn.Parameter(torch.stack([layer.weight.detach().t() for layer in layers]))
+        self.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+
+    def forward(self, region_features: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("brc,rca->bra", region_features, self.weight.to(region_features.dtype)) \
+            + self.bias.to(region_features.dtype)
+
+
 class RegionPooledHead(nn.Module):
     """SSP's two-branch classifier (§3.1.2, Fig. 1 right; after Bilen & Vedaldi's WSDDN).
 
     Features are averaged within each region (masks normalised to sum 1); a recognition and a
-    localisation linear branch (shared over regions) map each region's vector to 40 scores;
-    the localisation scores are soft-maxed over regions per attribute and weight the
-    recognition scores, whose sum is the attribute logit.
+    localisation linear branch map each region's vector to 40 scores; the localisation scores
+    are soft-maxed over regions per attribute and weight the recognition scores, whose sum is
+    the attribute logit. ``shared=True`` applies the same two linear maps to every region (as
+    WSDDN); ``shared=False`` gives every region its own pair (``num_regions`` needed).
     """
 
-    def __init__(self, channels: int, num_attributes: int):
+    def __init__(self, channels: int, num_attributes: int, num_regions: int | None = None,
+                 shared: bool = True):
         super().__init__()
-        self.recognition = nn.Linear(channels, num_attributes)
-        self.localisation = nn.Linear(channels, num_attributes)
+        if shared:
+            self.recognition = nn.Linear(channels, num_attributes)
+            self.localisation = nn.Linear(channels, num_attributes)
+        else:
+            if not num_regions:
+                raise ValueError("unshared region branches need num_regions")
+            self.recognition = RegionwiseLinear(num_regions, channels, num_attributes)
+            self.localisation = RegionwiseLinear(num_regions, channels, num_attributes)
+        self.shared = shared
 
     def forward(self, features: torch.Tensor, region_masks: torch.Tensor):
         """Return (logits (B, A), localisation weights (B, R, A) summing to 1 over R)."""
@@ -301,6 +326,16 @@ class RegionPooledHead(nn.Module):
         localisation = torch.softmax(self.localisation(region_features).float(), dim=1)
         logits = (localisation * recognition.float()).sum(dim=1)
         return logits, localisation
+
+
+def localisation_maps(weights: torch.Tensor, region_probs: torch.Tensor, size) -> torch.Tensor:
+    """Per-image localisation map of every attribute: ``sum_r w[r, a] * mask_r`` (§3.1.2, Fig. 4
+    per image), ``weights`` (B, R, A) from SSP's localisation branch, ``region_probs``
+    (B, R, h, w) the parser's region probabilities, bilinearly resized to ``size`` (H, W).
+    Returns (B, A, H, W); each map lies in [0, 1] since both factors sum to 1 over regions."""
+    masks = F.interpolate(region_probs.float(), size=tuple(int(v) for v in size), mode="bilinear",
+                          align_corners=False)
+    return torch.einsum("bra,brhw->bahw", weights.float(), masks)
 
 
 class SpatialPyramidPooling(nn.Module):
@@ -404,17 +439,25 @@ class SSPAttributeNet(nn.Module):
         super().__init__()
         self.segmentation = segmentation
         self.backbone = AttributeBackbone(architecture)
-        self.head = RegionPooledHead(self.backbone.out_channels, architecture.num_attributes)
+        self.head = RegionPooledHead(self.backbone.out_channels, architecture.num_attributes,
+                                     architecture.num_regions, architecture.ssp_shared_branches)
 
     def feature_map(self, image: torch.Tensor) -> torch.Tensor:
         return self.backbone(image)
 
-    def forward_with_localisation(self, image: torch.Tensor):
-        """Return (logits, localisation weights (B, regions, attributes))."""
+    def forward_with_regions(self, image: torch.Tensor):
+        """Return (logits (B, A), localisation weights (B, R, A), Deconv23 region
+        probabilities (B, R, h, w))."""
         features = self.backbone(image)
         region_probs = self.segmentation(image, SSP_MASK_LAYER)
         masks = ssp_region_masks(region_probs, features.shape[-2:])
-        return self.head(features, masks)
+        logits, weights = self.head(features, masks)
+        return logits, weights, region_probs
+
+    def forward_with_localisation(self, image: torch.Tensor):
+        """Return (logits, localisation weights (B, regions, attributes))."""
+        logits, weights, _ = self.forward_with_regions(image)
+        return logits, weights
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.forward_with_localisation(image)[0]
@@ -452,16 +495,19 @@ def landmark_box_masks(landmarks: torch.Tensor, image_size, feature_size,
 
 
 class BBoxAttributeNet(nn.Module):
-    """"BBox" baseline (§4.3.1): SSP's head over 16 landmark boxes instead of semantic regions."""
+    """"BBox" baseline (§4.3.1): SSP's head over 16 landmark boxes instead of semantic regions
+    (its branches shared or per region as SSP's, ``ssp_shared_branches``)."""
 
     uses_landmarks = True
 
     def __init__(self, architecture: ArchitectureConfig):
         super().__init__()
         self.backbone = AttributeBackbone(architecture)
-        self.head = RegionPooledHead(self.backbone.out_channels, architecture.num_attributes)
         self.aspect_ratios = architecture.bbox_aspect_ratios
         self.area_fraction = architecture.bbox_area_fraction
+        self.head = RegionPooledHead(self.backbone.out_channels, architecture.num_attributes,
+                                     1 + 5 * len(self.aspect_ratios),
+                                     architecture.ssp_shared_branches)
 
     def feature_map(self, image: torch.Tensor) -> torch.Tensor:
         return self.backbone(image)

@@ -1,13 +1,21 @@
-"""The whole reproduction: train every network, evaluate, write Tables 2-4 and Figs. 4-5.
+"""The whole reproduction: train every network, evaluate, write Tables 2-4 and Figs. 3-5.
 
-Order: the face parser (§3.2), the parser trained jointly with attributes (§4.4), the six
-attribute models of Table 2 (SPPNet*, Naive, BBox, Avg. Pooling, SSG, SSP), the weighted-BCE
-fine-tuning of Avg. Pooling / SSG / SSP for balanced accuracy, then LFWA when given. Every
-network trains in ``<out>/checkpoints/<name>`` and resumes there, so re-running the command
-after an interruption continues where it stopped.
+Order: the face parser (§3.2; with Helen also the one trained on all 2,330 images for the
+attribute models, §4.1), the parser trained jointly with attributes (§4.4), the six attribute
+models of Table 2 (SPPNet*, Naive, BBox, Avg. Pooling, SSG, SSP), the weighted-BCE fine-tuning of
+Avg. Pooling / SSG / SSP for balanced accuracy, then LFWA when given. Every network trains in
+``<out>/checkpoints/<name>`` and resumes there, so re-running the command after an interruption
+continues where it stopped; its validation-selected checkpoint is what gets evaluated.
+
+Besides the paper's tables: ``claims_intervals`` (every comparison of the paper with a paired
+95 % bootstrap interval on the test split, ``claims.py``), ``fig4_localisation_check`` /
+``fig4_localisation_summary`` (Fig. 4's largest weights against the regions the attributes
+describe, ``localisation.py``), per-image localisation maps and learning curves.
+``evaluate_run`` recomputes all of it from a finished run's checkpoints.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,23 +25,28 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common.attributes import PARTS7_LABELS
+from common.attributes import ATTRIBUTE_INDEX, PARTS7_LABELS
 from common.gpu import select_device
 from common.seed import seed_everything
 from common.tables import na, write_run_record, write_tables
 from ssp_ssg import figures, tables
+from ssp_ssg.claims import claims_table, compare, paper_comparisons
 from ssp_ssg.config import ReproduceConfig
 from ssp_ssg.data import CelebAWithMasks
 from ssp_ssg.evaluate import (attribute_scores, intersection_over_union, majority_probabilities,
-                              mean_localisation_weights, region_masks_from_probabilities,
-                              segmentation_confusion, top_channel_activation)
-from ssp_ssg.jobs import (Job, JobResult, PreparedData, ReproductionInputs, celeba_jobs,
-                          lfwa_data, lfwa_jobs, load_final, prepare_data, require_same_experiment,
-                          run_jobs)
+                              mean_localisation_weights, per_image_confusions,
+                              region_masks_from_probabilities, top_channel_activation)
+from ssp_ssg.jobs import (Job, JobResult, PreparedData, ReproductionInputs, all_jobs,
+                          inputs_from_run, lfwa_data, load_final, prepare_data,
+                          require_same_experiment, run_jobs)
+from ssp_ssg.localisation import localisation_tables
+from ssp_ssg.models import localisation_maps
+from ssp_ssg.train import RunSettings
 
 logger = logging.getLogger(__name__)
 
 MODEL_LABELS = {"segmentation": "Segmentation net (Table 1)",
+                "segmentation_all": "Segmentation net on all of Helen (§4.1)",
                 "joint": "Joint attribute + parsing net (§4.4)", "spp": "SPPNet*",
                 "naive": "Naive Approach", "bbox": "BBox", "avgpool": "Avg. Pooling",
                 "ssg": "SSG", "ssp": "SSP", "avgpool_balanced": "Avg. Pooling, weighted BCE",
@@ -71,7 +84,7 @@ def _summary_row(result: JobResult) -> list:
     loss = (result.last_training_loss if result.last_training_loss is not None
             else na("no training step logged"))
     return [MODEL_LABELS.get(result.name, result.name), result.trainable_parameters,
-            result.steps, result.batch_size, loss]
+            result.steps, result.selected_step, result.batch_size, loss]
 
 
 def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
@@ -80,15 +93,50 @@ def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
     Raises ``ValueError`` before any training when ``<out>/checkpoints`` was started with another
     configuration or data (``jobs.require_same_experiment``)."""
     start = time.time()
-    config, out_dir = inputs.config, Path(inputs.out_dir)
-    seed_everything(config.seed)
+    seed_everything(inputs.config.seed)
     data = prepare_data(inputs)  # writes the synthetic faces once, before any worker starts
-    logger.info("attributes: %d train / %d test images; parsing: %s", len(data.train_set),
-                len(data.test_set), data.parsing_source)
-    jobs = celeba_jobs() + (lfwa_jobs() if inputs.lfwa_root is not None else [])
+    logger.info("attributes: %d train / %d validation / %d test images; parsing: %s",
+                len(data.train_set), len(data.val_set), len(data.test_set), data.parsing_source)
+    jobs = all_jobs(inputs)
     require_same_experiment(inputs, data, jobs)
-    results = run_jobs(inputs, jobs, config.parallel_jobs)
+    results = run_jobs(inputs, jobs, inputs.config.parallel_jobs)
+    return write_results(inputs, data, jobs, results, Path(inputs.out_dir), argv, start, "reproduce")
 
+
+def evaluate_run(run: str | Path, out_dir: str | Path | None, settings: RunSettings,
+                 argv: list[str], synthetic_cache: Path = Path("results/.synthetic"),
+                 bootstrap_resamples: int | None = None) -> dict:
+    """``python -m ssp_ssg evaluate``: the tables and figures of a finished reproduction (its
+    ``--out`` folder ``run``) recomputed from its selected checkpoints, without training, into
+    ``out_dir`` (default ``<run>/evaluation``). The configuration and data folders come from
+    ``<run>/checkpoints/experiment.json``; every network must have finished (``ValueError``
+    naming the first that has not). ``bootstrap_resamples`` (default: the scale's) is the one
+    evaluation setting; with reproduce's, the tables equal reproduce's."""
+    start = time.time()
+    inputs = inputs_from_run(run, settings, synthetic_cache)
+    if bootstrap_resamples is not None:
+        inputs = dataclasses.replace(inputs, config=dataclasses.replace(
+            inputs.config, bootstrap_resamples=bootstrap_resamples))
+    out_dir = Path(out_dir) if out_dir is not None else Path(inputs.out_dir) / "evaluation"
+    seed_everything(inputs.config.seed)
+    data = prepare_data(inputs)
+    jobs = all_jobs(inputs)
+    require_same_experiment(inputs, data, jobs)
+    results = run_jobs(inputs, jobs, parallel_jobs=1, train=False)
+    return write_results(inputs, data, jobs, results, out_dir, argv, start, "evaluate")
+
+
+#: Attributes of the per-image localisation figure: one per kind of region.
+MAP_FIGURE_ATTRIBUTES = ("Bangs", "Eyeglasses", "Smiling", "Big_Nose", "Rosy_Cheeks")
+
+
+def write_results(inputs: ReproductionInputs, data: PreparedData, jobs: list[Job],
+                  results: dict[str, JobResult], out_dir: Path, argv: list[str], start: float,
+                  mode: str) -> dict:
+    """Tables 2-4, the claims with intervals, the Fig. 4 check, the figures, ``run.json`` (and
+    ``timings.json`` after training) from the jobs' selected checkpoints, into ``out_dir``."""
+    config = inputs.config
+    out_dir.mkdir(parents=True, exist_ok=True)
     test_labels = results["avgpool"].labels
     probabilities = {name: results[name].probabilities
                      for name in ("spp", "naive", "bbox", "avgpool", "ssg", "ssp")}
@@ -113,17 +161,21 @@ def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
     parser = load_final(inputs, Job("segmentation", "segmentation"))
     joint = load_final(inputs, Job("joint", "joint"))
     eval_batch = max(2 * config.optim.batch_size, 32)
-    iou_alone, mean_alone = intersection_over_union(segmentation_confusion(
-        parser, data.parsing_test, len(PARTS7_LABELS), eval_batch, device))
-    iou_joint, mean_joint = intersection_over_union(segmentation_confusion(
-        joint.segmentation, data.parsing_test, len(PARTS7_LABELS), eval_batch, device))
+    confusions = {
+        "alone": per_image_confusions(parser, data.parsing_test, len(PARTS7_LABELS), eval_batch, device),
+        "joint": per_image_confusions(joint.segmentation, data.parsing_test, len(PARTS7_LABELS),
+                                      eval_batch, device)}
+    iou_alone, mean_alone = intersection_over_union(confusions["alone"].sum(axis=0))
+    iou_joint, mean_joint = intersection_over_union(confusions["joint"].sum(axis=0))
 
     source, splits = data.source, data.splits
     scale_note = describe_scale(config, source)
     data_note = (f"Data: {'synthetic faces' if source.synthetic else 'real CelebA'} "
-                 f"({source.annotations.root}); {len(splits.train)} train / {len(splits.test)} "
-                 f"test images ({splits.description}); SSP / SSG / Naive read a parser trained "
-                 f"on {data.parsing_source}; BBox landmarks: {source.landmark_source}.")
+                 f"({source.annotations.root}); {len(splits.train)} train / {len(splits.val)} "
+                 f"validation / {len(splits.test)} test images ({splits.description}); every "
+                 f"network's checkpoint chosen on the validation images; SSP / SSG / Naive read "
+                 f"a parser trained on {data.parsing_source}; BBox landmarks: "
+                 f"{source.landmark_source}.")
     if source.n_dropped:
         data_note += f" {source.n_dropped} images without a face / mask were left out."
     metric_note = (f"Error at threshold 0.5; AP averaged over the "
@@ -131,46 +183,71 @@ def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
                    f"positives in the test split, balanced accuracy over the "
                    f"{scores['avgpool'].n_attributes_with_both} with both classes.")
     notes = (scale_note, data_note, metric_note)
+    parsing_note = (f"Parsing test set: {data.parsing_source}; IoU of the full-resolution "
+                    f"output (Deconv13).")
     written = tables.table2(scores, balanced_scores, majority, notes)
     written.append(tables.table3(lfwa_scores, (scale_note,)))
-    written.append(tables.table4(
-        iou_alone, mean_alone, iou_joint, mean_joint, PARTS7_LABELS,
-        (scale_note, f"Parsing test set: {data.parsing_source}; IoU of the full-resolution "
-                     f"output (Deconv13).")))
+    written.append(tables.table4(iou_alone, mean_alone, iou_joint, mean_joint, PARTS7_LABELS,
+                                 (scale_note, parsing_note)))
     written.append(tables.training_summary([_summary_row(results[job.name]) for job in jobs],
                                            (scale_note,)))
-    write_tables(written, out_dir)
+    comparisons = compare(paper_comparisons(), test_labels, probabilities, balanced, confusions,
+                          config.bootstrap_resamples, seed=config.seed)
+    written.append(claims_table(comparisons, (scale_note, data_note, parsing_note)))
 
-    write_figures(inputs, data, parser, joint, device, eval_batch)
-    timings = {name: {"wall_seconds": round(r.wall_seconds, 2),
-                      "train_images_per_second": r.train_images_per_second}
-               for name, r in results.items()}
-    (out_dir / "timings.json").write_text(json.dumps(
-        {"device": str(device), "torch_threads": config.torch_threads or torch.get_num_threads(),
-         "parallel_jobs": config.parallel_jobs, "runs": timings}, indent=1) + "\n")
-    write_run_record(out_dir, argv, config, start_time=start, extra={
-        "data_root": inputs.data_root, "masks_root": inputs.masks_root,
-        "helen_root": inputs.helen_root, "lfwa_root": inputs.lfwa_root,
-        "train_images": len(splits.train), "test_images": len(splits.test),
-        "parsing": data.parsing_source, "settings": inputs.settings, "timings": timings})
-    return {"scores": scores, "balanced": balanced_scores, "majority": majority,
-            "iou": (mean_alone, mean_joint)}
-
-
-def write_figures(inputs: ReproductionInputs, data: PreparedData, parser, joint, device,
-                  eval_batch: int) -> None:
-    """Figs. 3 (parsing examples), 4 (localisation weights) and 5 (top-50 activations)."""
-    out_dir, count = Path(inputs.out_dir), inputs.config.figure_images
     ssp = load_final(inputs, Job("ssp", "attributes", "ssp")).to(device)
-    avgpool = load_final(inputs, Job("avgpool", "attributes", "avgpool")).to(device)
     weights = mean_localisation_weights(ssp, data.test_set, eval_batch, device)
     figures.localisation_heatmap(weights, out_dir / "fig4_ssp_localisation_weights.png")
     np.savetxt(out_dir / "fig4_ssp_localisation_weights.csv", weights.T, delimiter=",",
                fmt="%.5f", header=",".join(PARTS7_LABELS), comments="")
+    check, summary_table, summary = localisation_tables(weights, (scale_note,))
+    written += [check, summary_table]
+    write_tables(written, out_dir)
+
+    write_figures(inputs, data, ssp, parser, joint, device, out_dir)
+    figures.learning_curves(
+        {MODEL_LABELS.get(job.name, job.name): inputs.checkpoint_dir(job.name) / "log.csv"
+         for job in jobs},
+        {MODEL_LABELS.get(job.name, job.name): results[job.name].selected_step for job in jobs},
+        out_dir / "fig_learning_curves.png")
+    timings = {name: {"wall_seconds": round(r.wall_seconds, 2),
+                      "train_images_per_second": r.train_images_per_second}
+               for name, r in results.items() if r.wall_seconds is not None}
+    if timings:
+        (out_dir / "timings.json").write_text(json.dumps(
+            {"device": str(device), "torch_threads": config.torch_threads or torch.get_num_threads(),
+             "parallel_jobs": config.parallel_jobs, "runs": timings}, indent=1) + "\n")
+    write_run_record(out_dir, argv, config, start_time=start, extra={
+        "mode": mode, "run_folder": inputs.out_dir, "data_root": inputs.data_root,
+        "masks_root": inputs.masks_root, "helen_root": inputs.helen_root,
+        "lfwa_root": inputs.lfwa_root, "train_images": len(splits.train),
+        "validation_images": len(splits.val), "test_images": len(splits.test),
+        "parsing": data.parsing_source, "settings": inputs.settings, "timings": timings,
+        "localisation_matches": dataclasses.asdict(summary)})
+    return {"scores": scores, "balanced": balanced_scores, "majority": majority,
+            "iou": (mean_alone, mean_joint), "comparisons": comparisons,
+            "localisation": summary}
+
+
+def write_figures(inputs: ReproductionInputs, data: PreparedData, ssp, parser, joint, device,
+                  out_dir: Path) -> None:
+    """Figs. 3 (parsing examples), 5 (top-50 activations) and the per-image localisation maps."""
+    count = inputs.config.figure_images
+    avgpool = load_final(inputs, Job("avgpool", "attributes", "avgpool")).to(device)
     images = _stack_images(data.test_set, count)["image"].to(device)
     figures.top_channel_figure(images.cpu().numpy(), {
         "Avg. Pooling": top_channel_activation(avgpool, images),
         "SSP": top_channel_activation(ssp, images)}, out_dir / "fig5_top50_activations.png")
+    columns = [ATTRIBUTE_INDEX[name] for name in MAP_FIGURE_ATTRIBUTES]
+    with torch.no_grad():
+        ssp.eval()
+        logits, weights, region_probs = ssp.forward_with_regions(images)
+        maps = localisation_maps(weights[:, :, columns], region_probs, images.shape[-2:])
+    present = torch.sigmoid(logits)[:, columns].cpu().numpy()
+    titles = [[f"{name.replace('_', ' ')} p={p:.2f}" for name, p in zip(MAP_FIGURE_ATTRIBUTES, row)]
+              for row in present]
+    figures.localisation_map_figure(images.cpu().numpy(), maps.cpu().numpy(), MAP_FIGURE_ATTRIBUTES,
+                                    out_dir / "fig4_localisation_maps.png", titles=titles)
     batch = _stack_images(data.parsing_test, count)
     parsing_images = batch["image"].to(device)
     figures.parsing_figure(batch["image"].numpy(), {

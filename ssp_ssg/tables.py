@@ -61,7 +61,8 @@ TABLE3_ROWS = (("Ours: Avg. Pooling", "avgpool"), ("Ours: SSG", "ssg"), ("Ours: 
 
 NOT_IN_PAPER = na("not reported in the paper")
 OTHER_METHOD = na("prior work, paper number only")
-ORIGINAL_NA = na("needs in-the-wild CelebA (img_celeba)")
+ORIGINAL_NA = na("needs the in-the-wild CelebA images (img_celeba) and a loader that crops "
+                 "them as the paper does; we have neither (only the aligned, pre-cropped images)")
 
 
 def _paper(value: float | None):
@@ -160,9 +161,9 @@ def table4(iou_without: np.ndarray, mean_without: float, iou_with: np.ndarray,
 
 
 def training_summary(rows: Sequence[Sequence], notes: Sequence[str]) -> Table:
-    """Per trained network: parameters, iterations, batch size (not a paper table; timings,
-    which differ between runs, go to ``timings.json``)."""
+    """Per trained network: parameters, iterations, the step validation selected, batch size
+    (not a paper table; timings, which differ between runs, go to ``timings.json``)."""
     return Table(name="training_summary", title="Training runs of this reproduction",
-                 columns=["Network", "Trainable parameters", "Iterations", "Batch size",
-                          "Final training loss"],
+                 columns=["Network", "Trainable parameters", "Iterations",
+                          "Selected step (validation)", "Batch size", "Final training loss"],
                  rows=rows, notes=tuple(notes), float_format=".4f")

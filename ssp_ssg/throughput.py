@@ -11,8 +11,9 @@ from ssp_ssg.losses import attribute_loss
 from ssp_ssg.models import SegmentationNet, build_attribute_model
 
 
-class _FixedLandmarks(nn.Module):
-    """Feeds the BBox baseline the same 5 landmarks for every image (timing only)."""
+class FixedLandmarks(nn.Module):
+    """Feeds the BBox baseline the same 5 landmarks for every image (for timing: throughput and
+    the ``--bf16 auto`` calibration)."""
 
     def __init__(self, model: nn.Module, image_size: tuple[int, int]):
         super().__init__()
@@ -37,7 +38,7 @@ def measure_models(names, image_size: tuple[int, int], width_multiplier: float, 
     for name in names:
         model = build_attribute_model(name, architecture, parser)
         if getattr(model, "uses_landmarks", False):
-            model = _FixedLandmarks(model, image_size)
+            model = FixedLandmarks(model, image_size)
         generator = torch.Generator().manual_seed(0)
 
         def make_batch(n):

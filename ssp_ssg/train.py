@@ -2,12 +2,16 @@
 
 AdaGrad, mini-batch 32, learning rate 0.001, weight decay 0.0005, random horizontal flips;
 40K iterations for attribute nets, 75K for the segmentation net. Every run writes
-checkpoints to its own folder and resumes from ``last.pt`` when restarted.
+checkpoints to its own folder and resumes from ``last.pt`` when restarted. A
+:class:`Validation` scores the network on the validation images every ``eval_every`` steps and
+at the end; the best checkpoint by its metric is kept as ``best.pt`` (our choice: the paper does
+not say how its final models were picked).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -27,19 +31,46 @@ class RunSettings:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 1_000
-    bf16: bool = False
+    eval_every: int = 0
+    #: ``--bf16``: "off", "on" or "auto" (decided per network, ``common.train.decide_bf16``).
+    bf16: str = "off"
     channels_last: bool = False
     compile: bool = False
     num_workers: int = 0
     tensorboard: bool = True
     progress: bool = True
 
-    def train_config(self, out_dir: Path, max_steps: int) -> TrainConfig:
+    def train_config(self, out_dir: Path, max_steps: int, validation: "Validation | None",
+                     use_bf16: bool) -> TrainConfig:
         return TrainConfig(out_dir=out_dir, max_steps=max_steps, log_every=self.log_every,
-                           checkpoint_every=self.checkpoint_every, bf16=self.bf16,
+                           eval_every=self.eval_every if validation is not None else 0,
+                           checkpoint_every=self.checkpoint_every, bf16=use_bf16,
                            channels_last=self.channels_last, compile=self.compile,
                            device=self.device, seed=self.seed, tensorboard=self.tensorboard,
-                           progress=self.progress)
+                           progress=self.progress,
+                           best_metric=None if validation is None else validation.metric,
+                           best_mode="max" if validation is None else validation.mode)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """How a network is scored on the validation images: ``evaluate(model) -> {metric: value}``
+    (``common.train.Trainer``'s ``evaluate_fn``); ``metric`` ("max" or "min" by ``mode``)
+    picks ``best.pt``."""
+
+    evaluate: Callable[[Any], dict[str, float]]
+    metric: str
+    mode: str
+
+
+def _trainer(model: nn.Module, dataset: Dataset, out_dir: Path, optim: OptimConfig, steps: int,
+             settings: RunSettings, loss_fn, validation: Validation | None,
+             use_bf16: bool) -> Trainer:
+    return Trainer(model, adagrad(model, optim), dataset,
+                   settings.train_config(out_dir, steps, validation, use_bf16),
+                   batch_size=optim.batch_size, loss_fn=loss_fn,
+                   evaluate_fn=None if validation is None else validation.evaluate,
+                   num_workers=settings.num_workers)
 
 
 def adagrad(model: nn.Module, optim: OptimConfig) -> torch.optim.Adagrad:
@@ -59,22 +90,22 @@ def attribute_logits(model: nn.Module, batch: dict) -> torch.Tensor:
 
 
 def train_segmentation(net: SegmentationNet, dataset: Dataset, out_dir: Path, optim: OptimConfig,
-                       steps: int, settings: RunSettings) -> TrainResult:
+                       steps: int, settings: RunSettings, validation: Validation | None = None,
+                       use_bf16: bool = False) -> TrainResult:
     """Face parsing with deep supervision: one softmax loss per scale, equal weights (§3.2)."""
 
     def loss_fn(model, batch):
         total, per_scale = deep_supervision_loss(model(batch["image"]), batch["mask"])
         return total, {f"loss_{name}": float(loss.detach()) for name, loss in per_scale.items()}
 
-    trainer = Trainer(net, adagrad(net, optim), dataset, settings.train_config(out_dir, steps),
-                      batch_size=optim.batch_size, loss_fn=loss_fn,
-                      num_workers=settings.num_workers)
-    return trainer.fit()
+    return _trainer(net, dataset, out_dir, optim, steps, settings, loss_fn, validation,
+                    use_bf16).fit()
 
 
 def train_attributes(model: nn.Module, dataset: Dataset, out_dir: Path, optim: OptimConfig,
                      steps: int, settings: RunSettings,
-                     class_weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainResult:
+                     class_weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+                     validation: Validation | None = None, use_bf16: bool = False) -> TrainResult:
     """Sigmoid cross entropy over the 40 attributes (§3.1.1); weighted when ``class_weights``."""
     device_weights = None
 
@@ -87,14 +118,13 @@ def train_attributes(model: nn.Module, dataset: Dataset, out_dir: Path, optim: O
             weights = device_weights
         return attribute_loss(attribute_logits(model_, batch), batch["attributes"], weights), {}
 
-    trainer = Trainer(model, adagrad(model, optim), dataset, settings.train_config(out_dir, steps),
-                      batch_size=optim.batch_size, loss_fn=loss_fn,
-                      num_workers=settings.num_workers)
-    return trainer.fit()
+    return _trainer(model, dataset, out_dir, optim, steps, settings, loss_fn, validation,
+                    use_bf16).fit()
 
 
 def train_joint(model: JointAttributeParsingNet, dataset: Dataset, out_dir: Path,
-                optim: OptimConfig, steps: int, settings: RunSettings) -> TrainResult:
+                optim: OptimConfig, steps: int, settings: RunSettings,
+                validation: Validation | None = None, use_bf16: bool = False) -> TrainResult:
     """§4.4: attribute loss (CelebA batch) + deep-supervised parsing loss (parsing batch)."""
 
     def loss_fn(model_, batch):
@@ -104,8 +134,6 @@ def train_joint(model: JointAttributeParsingNet, dataset: Dataset, out_dir: Path
         return attributes + parsing, {"loss_attributes": float(attributes.detach()),
                                       "loss_parsing": float(parsing.detach())}
 
-    trainer = Trainer(model, adagrad(model, optim), dataset, settings.train_config(out_dir, steps),
-                      batch_size=optim.batch_size, loss_fn=loss_fn,
-                      num_workers=settings.num_workers)
-    return trainer.fit()
+    return _trainer(model, dataset, out_dir, optim, steps, settings, loss_fn, validation,
+                    use_bf16).fit()
 

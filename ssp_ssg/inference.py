@@ -1,0 +1,275 @@
+"""SSP on your own face images: the 40 attribute probabilities and localisation heat maps.
+
+``python -m ssp_ssg predict IMAGES_OR_FOLDER ... --out DIR`` runs the SSP attribute net (§3.1.2;
+its face parser inside it) through the shared inference path ``common.inference``:
+
+decode (any PIL mode, EXIF rotation applied; unreadable files skipped, counted and named) -> map
+the face from its frame to CelebA's aligned frame at the model's input size (``--geometry``:
+``common.inference.frame_for_geometry`` / ``map_to_frame``) -> [0, 1] pixels (the models train
+on unnormalised pixels) -> SSP -> sigmoid.
+
+Writes ``DIR/predictions.csv`` (one row per readable image: the 40 probabilities, and the 40
+decisions at the thresholds chosen on the validation images when the model carries them) and,
+for the attributes named with ``--attributes``, ``DIR/heatmaps/<image>.png``: the image in the
+model's frame beside each attribute's localisation map (the parser's region probabilities
+weighted by SSP's per-image localisation weights, ``models.localisation_maps``). The maps are
+held in memory at the parser's Deconv23 resolution (half the input) until drawn: about 10 KB per
+image and attribute at 109x89.
+
+The model: ``--checkpoint`` (a file written by ``python -m ssp_ssg export``, or a reproduce
+``--out`` folder, whose validation-selected SSP checkpoint is used), else the shipped
+:data:`SHIPPED_MODEL`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from common.attributes import ATTRIBUTE_INDEX, CELEBA_ATTRIBUTES, PARTS7_LABELS
+from common.data.dataset import decode_image, image_to_rgb
+from common.export import load_shipped_model, save_shipped_model
+from common.gpu import select_device
+from common.inference import (FRAMES, GEOMETRIES, collect_images, frame_for_geometry,
+                              map_to_frame, run_inference, write_predictions_csv)
+from common.train import load_trained_models
+from ssp_ssg.config import ArchitectureConfig
+from ssp_ssg.figures import localisation_map_figure
+from ssp_ssg.jobs import (DECISION_THRESHOLDS, Job, find_run_folder, inputs_from_run,
+                          read_decision_thresholds, require_finished, selected_checkpoint)
+from ssp_ssg.models import SegmentationNet, SSPAttributeNet, build_attribute_model, localisation_maps
+from ssp_ssg.train import RunSettings
+
+#: The model shipped with the package (the SSP net of the committed real-data run, ``export``).
+SHIPPED_MODEL_NAME = "ssp_celeba_cpu.pt"
+SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / SHIPPED_MODEL_NAME
+#: ``meta["format"]`` of an exported SSP model.
+MODEL_FORMAT = "ssp_ssg.ssp/1"
+#: The frame every model of this package trains in: CelebA's aligned images, resized.
+TRAINING_FRAME = FRAMES["celeba"]
+#: EXIF orientation tag, and its values that turn the stored image by 90 degrees.
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def no_shipped_model_message(path: Path) -> str:
+    """What ``predict`` says when no ``--checkpoint`` is given and the shipped model is missing."""
+    return (f"no trained SSP model at {path} (none ships with the package yet). Make one: "
+            f"python -m ssp_ssg reproduce --scale cpu --data-root ../shared/data --out "
+            f"results/ssp_ssg_cpu (about 90 min on 2 CPU cores; --scale smoke trains a toy one on "
+            f"synthetic faces in a minute), then either pass --checkpoint results/ssp_ssg_cpu or "
+            f"write it here with python -m ssp_ssg export --checkpoint results/ssp_ssg_cpu --out {path}")
+
+
+@dataclass
+class SSPModel:
+    """A trained SSP net with what inference needs to feed it and decide with it."""
+
+    model: SSPAttributeNet
+    image_size: tuple[int, int]             # (height, width) of the input
+    thresholds: np.ndarray | None           # (40,) chosen on validation; None: not stored
+    source: str
+
+
+def _ssp_net(architecture: ArchitectureConfig) -> SSPAttributeNet:
+    return build_attribute_model("ssp", architecture, SegmentationNet(architecture))
+
+
+def load_ssp_model(checkpoint: str | os.PathLike | None = None,
+                   device: torch.device | str = "cpu") -> SSPModel:
+    """The SSP model of ``checkpoint``: an ``export`` file, or a reproduce ``--out`` folder (its
+    ``checkpoints/ssp/best.pt`` and ``decision_thresholds.json``); the shipped model when None.
+    ``FileNotFoundError`` says how to make a model when there is none."""
+    device = select_device(device) if isinstance(device, str) else device
+    path = Path(checkpoint) if checkpoint is not None else SHIPPED_MODEL
+    if not path.exists():
+        raise FileNotFoundError(no_shipped_model_message(path) if checkpoint is None
+                                else f"model file or results folder not found: {path}")
+    if path.is_dir():
+        inputs = inputs_from_run(find_run_folder(path), RunSettings(device=str(device)))
+        model = _ssp_net(inputs.config.architecture)
+        load_trained_models(selected_checkpoint(inputs, "ssp"), model)
+        thresholds = read_decision_thresholds(inputs.checkpoint_dir("ssp") / DECISION_THRESHOLDS)
+        image_size = tuple(int(v) for v in inputs.config.data.image_size)
+    else:
+        state_dict, meta = load_shipped_model(path)
+        if meta.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{path}: not an SSP model of ssp_ssg (meta format {meta.get('format')!r}, "
+                             f"expected {MODEL_FORMAT!r}); write one with python -m ssp_ssg export")
+        model = _ssp_net(_architecture_from_meta(meta["architecture"], path))
+        model.load_state_dict(state_dict)
+        thresholds = None if meta.get("thresholds") is None else np.asarray(meta["thresholds"])
+        image_size = tuple(int(v) for v in meta["image_size"])
+    return SSPModel(model.to(device).eval(), image_size, thresholds, str(path))
+
+
+def _architecture_from_meta(values: dict, path: Path) -> ArchitectureConfig:
+    known = {item.name for item in dataclasses.fields(ArchitectureConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{path}: architecture fields {sorted(unknown)} unknown to this version")
+    return ArchitectureConfig(**{key: tuple(value) if isinstance(value, list) else value
+                                 for key, value in values.items()})
+
+
+def export_model(run: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, int]:
+    """Write the validation-selected SSP net of a finished reproduction (``run``: its ``--out``
+    folder) as a shipped model (``common.export``: int8 / fp16, at most 10 MiB), with its
+    architecture, input size, decision thresholds and where it came from in ``meta``.
+    Returns (path, bytes)."""
+    inputs = inputs_from_run(find_run_folder(run), RunSettings(device="cpu"))
+    require_finished(inputs, Job("ssp", "attributes", "ssp"))
+    model = _ssp_net(inputs.config.architecture)
+    state = load_trained_models(selected_checkpoint(inputs, "ssp"), model)
+    thresholds = read_decision_thresholds(inputs.checkpoint_dir("ssp") / DECISION_THRESHOLDS)
+    config = inputs.config
+    meta = {
+        "format": MODEL_FORMAT,
+        "architecture": json_plain(dataclasses.asdict(config.architecture)),
+        "image_size": [int(v) for v in config.data.image_size],
+        "frame": TRAINING_FRAME.name,
+        "attribute_names": list(CELEBA_ATTRIBUTES),
+        "region_names": list(PARTS7_LABELS),
+        "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        "trained": {"scale": config.scale, "run": str(inputs.out_dir), "selected_step": int(state["step"]),
+                    "data": "synthetic faces" if inputs.data_root is None else str(inputs.data_root)},
+        "licence": "CelebA and models trained on it: non-commercial research use only",
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out, save_shipped_model(out, model.state_dict(), meta)
+
+
+def json_plain(value):
+    """Tuples as lists, recursively (``common.export`` meta holds plain values only)."""
+    if isinstance(value, dict):
+        return {key: json_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_plain(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class PredictionReport:
+    csv_path: Path
+    heatmaps: list[Path]
+    images: int
+    unreadable: list[Path]
+
+
+class Predictor:
+    """An :class:`SSPModel` with its preprocessing; :meth:`predict` runs it over files / folders."""
+
+    def __init__(self, loaded: SSPModel, geometry: str = "auto",
+                 heatmap_attributes: Sequence[str] = ()):
+        unknown = [name for name in heatmap_attributes if name not in ATTRIBUTE_INDEX]
+        if unknown:
+            raise ValueError(f"unknown attributes {unknown}; CelebA's are: {', '.join(CELEBA_ATTRIBUTES)}")
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
+        self.loaded, self.geometry = loaded, geometry
+        self.heatmap_attributes = list(heatmap_attributes)
+        self.columns = [ATTRIBUTE_INDEX[name] for name in self.heatmap_attributes]
+        self.device = next(loaded.model.parameters()).device
+        height, width = loaded.image_size
+        self.map_size = (-(-height // 2), -(-width // 2))  # Deconv23: half the input, ceil
+
+    def preprocess(self, image: Image.Image, name: str | os.PathLike = "<image>") -> torch.Tensor:
+        """The face in CelebA's aligned frame at the model's input size, [0, 1] CHW float32."""
+        height, width = self.loaded.image_size
+        frame = frame_for_geometry(image.width, image.height, self.geometry, name)
+        if frame is None:
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        else:
+            image = map_to_frame(image, frame, TRAINING_FRAME, (height, width))
+        pixels = np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+        return torch.from_numpy(np.multiply(pixels, np.float32(1 / 255), dtype=np.float32))
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 40 + A * h * w): the probabilities, then the chosen attributes' localisation maps
+        at Deconv23's resolution, flattened."""
+        logits, weights, region_probs = self.loaded.model.forward_with_regions(images.to(self.device))
+        parts = [torch.sigmoid(logits.float())]
+        if self.columns:
+            maps = localisation_maps(weights[:, :, self.columns], region_probs, self.map_size)
+            parts.append(maps.flatten(1))
+        return torch.cat(parts, dim=1).cpu()
+
+    def predict(self, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                batch_size: int = 32, progress: bool = True) -> PredictionReport:
+        """Every image under ``inputs`` -> ``out_dir/predictions.csv`` and the heat maps."""
+        out_dir = Path(out_dir)
+        paths = collect_images(inputs)
+        self.check_geometry(paths)
+        result = run_inference(paths, self.preprocess, self.outputs, batch_size=batch_size,
+                               progress=progress, description="faces")
+        probabilities = result.outputs[:, :len(CELEBA_ATTRIBUTES)].astype(np.float64)
+        columns = [f"{name}_probability" for name in CELEBA_ATTRIBUTES]
+        values = probabilities.astype(object)
+        thresholds = self.loaded.thresholds
+        if thresholds is not None:
+            decisions = (probabilities >= thresholds).astype(np.int64)
+            values = np.concatenate([values, decisions.astype(object)], axis=1)
+            columns += [f"{name}_present" for name in CELEBA_ATTRIBUTES]
+        root = Path(os.path.commonpath([str(path.resolve().parent) for path in result.paths]))
+        csv_path = write_predictions_csv(out_dir / "predictions.csv", result.paths, columns, values,
+                                         root=root)
+        heatmaps = []
+        if self.columns:
+            maps = result.outputs[:, len(CELEBA_ATTRIBUTES):].reshape(
+                len(result.paths), len(self.columns), *self.map_size)
+            for path, image_maps, row in zip(result.paths, maps, probabilities):
+                titles = []
+                for name, column in zip(self.heatmap_attributes, self.columns):
+                    decided = "" if thresholds is None else (
+                        " present" if row[column] >= thresholds[column] else " absent")
+                    titles.append(f"{name.replace('_', ' ')}\np={row[column]:.2f}{decided}")
+                target = out_dir / "heatmaps" / (_relative_name(path, root) + ".png")
+                heatmaps.append(localisation_map_figure(
+                    self._model_view(path)[None], image_maps[None], self.heatmap_attributes, target,
+                    titles=[titles], title=f"{path.name}: SSP localisation maps"))
+        if result.unreadable:
+            (out_dir / "unreadable.txt").write_text("".join(f"{path}\n" for path in result.unreadable))
+        return PredictionReport(csv_path, heatmaps, len(result.paths), result.unreadable)
+
+    def check_geometry(self, paths: Sequence[Path]) -> None:
+        """Before any work: ``ValueError`` naming every image whose upright size ``--geometry``
+        cannot place (``auto`` and an aspect ratio of neither frame), from the file headers.
+        Files PIL cannot open are left to be reported as unreadable."""
+        problems = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    width, height = image.size
+                    if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSING_ORIENTATIONS:
+                        width, height = height, width
+            except (OSError, SyntaxError, ValueError):
+                continue
+            try:
+                frame_for_geometry(width, height, self.geometry, path)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            more = f" ({len(problems) - 1} more image(s) likewise)" if len(problems) > 1 else ""
+            raise ValueError(problems[0] + more)
+
+    def _model_view(self, path: Path) -> np.ndarray:
+        """The image as the model saw it (decoded as ``common.inference.run_inference`` does)."""
+        image = image_to_rgb(ImageOps.exif_transpose(decode_image(path)), path)
+        return self.preprocess(image, path).numpy()
+
+
+def _relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as one file name (folders joined with ``__``), no suffix."""
+    try:
+        relative = path.resolve().relative_to(root)
+    except ValueError:
+        relative = Path(path.name)
+    return "__".join(relative.with_suffix("").parts)
