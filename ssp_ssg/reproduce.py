@@ -63,7 +63,8 @@ def describe_scale(config: ReproduceConfig, source: CelebAWithMasks) -> str:
             f"{optim.attribute_steps} iterations per attribute net, {optim.segmentation_steps} "
             f"for the parser, {optim.joint_steps} joint, {optim.balanced_finetune_steps} of "
             f"weighted-BCE fine-tuning, batch {optim.batch_size}, AdaGrad lr {optim.learning_rate:g}, "
-            f"weight decay {optim.weight_decay:g}.")
+            f"weight decay {optim.weight_decay:g}, validation "
+            f"{f'every {config.eval_every} steps' if config.eval_every else 'at the end only'}.")
     if config.scale != "paper":
         text += (" The paper: 218x178 input, 64..1024 filters, 40K / 75K iterations of batch 32, "
                  "lr 0.001 (§5).")

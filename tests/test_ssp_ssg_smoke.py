@@ -36,11 +36,13 @@ def test_smoke_run_writes_every_table_and_figure(ssp_tables):
     out_dir, tables = ssp_tables
     assert set(tables) == {"table2_error", "table2_average_precision",
                            "table2_balanced_accuracy", "table3_lfwa", "table4_parsing_iou",
-                           "training_summary"}
+                           "training_summary", "claims_intervals", "fig4_localisation_check",
+                           "fig4_localisation_summary"}
     for name in tables:
         assert (out_dir / f"{name}.md").is_file() and (out_dir / f"{name}.csv").is_file()
     for figure in ("fig3_parsing_examples.png", "fig4_ssp_localisation_weights.png",
-                   "fig5_top50_activations.png"):
+                   "fig5_top50_activations.png", "fig4_localisation_maps.png",
+                   "fig_learning_curves.png"):
         assert (out_dir / figure).stat().st_size > 1000, figure
     assert (out_dir / "run.json").is_file()
     # Without LFWA every cell of ours in Table 3 says why it is missing.
@@ -64,3 +66,20 @@ def test_localisation_weights_figure_data_is_a_distribution(ssp_tables):
     # Each attribute has its own distribution over regions (a uniform or shared weighting would
     # make every row the same): the rows are far from identical.
     assert np.ptp(rows, axis=0).max() > 0.01
+
+
+def test_every_claim_has_a_paired_interval_around_its_difference(ssp_tables):
+    _, tables = ssp_tables
+    claims = tables["claims_intervals"]
+    column = {name: claims["columns"].index(name) for name in
+              ("Ours: A − B", "95 % CI low", "95 % CI high", "Interval excludes 0")}
+    assert len(claims["rows"]) == 16
+    for row in claims["rows"]:
+        difference, low, high = (row[column[name]] for name in ("Ours: A − B", "95 % CI low", "95 % CI high"))
+        assert low <= difference <= high, row
+        assert row[column["Interval excludes 0"]] == ("yes" if low > 0 or high < 0 else "no")
+    # the error difference of a claim is the difference of Table 2's cells
+    error = {row[0]: row[4] for row in tables["table2_error"]["rows"]}
+    first = claims["rows"][0]
+    assert first[0] == "SSP + SSG vs Avg. Pooling" and first[1] == "error %"
+    assert first[column["Ours: A − B"]] == pytest.approx(error["Ours: SSP + SSG"] - error["Ours: Avg. Pooling"])
