@@ -56,7 +56,7 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ssp_tiny")
     helen = write_helen_layout(root / "helen", n=40, seed=0, height=SIZE[0], width=SIZE[1])
     settings = RunSettings(device="cpu", log_every=1, eval_every=1, checkpoint_every=0,
-                           progress=False, tensorboard=False)
+                           progress=False, tensorboard=False, bf16="auto")
     inputs = ReproductionInputs(config=tiny_config(), out_dir=root / "out", settings=settings,
                                 helen_root=helen, synthetic_cache=root / "synthetic")
     celeba_root = prepare_data(inputs).source.annotations.root
@@ -105,6 +105,8 @@ def test_validation_runs_every_eval_every_steps_and_picks_the_checkpoint(tiny_ru
     assert evaluated == ["1", "2"]
     thresholds = json.loads((Path(inputs.out_dir) / "checkpoints" / "ssp" /
                              "decision_thresholds.json").read_text())
+    # --bf16 auto: decided once per network and kept beside its checkpoints
+    assert "use_bf16" in json.loads((Path(inputs.out_dir) / "checkpoints" / "ssp" / "bf16.json").read_text())
     assert thresholds["attributes"] == list(CELEBA_ATTRIBUTES) and len(thresholds["thresholds"]) == 40
 
 
