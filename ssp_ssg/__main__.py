@@ -89,8 +89,7 @@ def _reproduce(args) -> int:
     if masks_root is None and args.data_root is not None:
         masks_root = DEFAULT_MASKS_ROOT
     settings = RunSettings(device=args.device, seed=config.seed, log_every=config.log_every,
-                           checkpoint_every=config.checkpoint_every,
-                           eval_every=config.eval_every, bf16=args.bf16,
+                           checkpoint_every=config.checkpoint_every, bf16=args.bf16,
                            channels_last=args.channels_last, compile=args.compile,
                            num_workers=config.num_workers if args.num_workers is None else args.num_workers,
                            tensorboard=config.scale == "paper", progress=not args.no_progress)

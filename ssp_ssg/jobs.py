@@ -40,6 +40,7 @@ from ssp_ssg.evaluate import (accuracy_maximising_thresholds, attribute_scores,
 from ssp_ssg.losses import attribute_loss, deep_supervision_loss, imbalance_class_weights
 from ssp_ssg.models import (JointAttributeParsingNet, SegmentationNet, build_attribute_model,
                             count_parameters)
+from ssp_ssg.throughput import FixedLandmarks
 from ssp_ssg.train import (RunSettings, Validation, train_attributes, train_joint,
                            train_segmentation)
 
@@ -85,8 +86,6 @@ class JobResult:
     train_images_per_second: float | None
     probabilities: np.ndarray | None = None   # test sigmoid scores (attribute jobs)
     labels: np.ndarray | None = None
-    val_probabilities: np.ndarray | None = None
-    val_labels: np.ndarray | None = None
 
 
 @dataclass
@@ -357,7 +356,7 @@ def _last_training_loss(out_dir: Path) -> float | None:
 
 
 def attribute_validation(dataset: Dataset, batch_size: int, device: torch.device,
-                         balanced: bool) -> Validation:
+                         balanced: bool, every: int) -> Validation:
     """Validation of an attribute net: mean error, AP and balanced accuracy (%) of its scores on
     ``dataset``; the checkpoint is chosen by error, or by balanced accuracy for the weighted-BCE
     fine-tuning (§4.3.1), whose purpose is that measure."""
@@ -369,12 +368,12 @@ def attribute_validation(dataset: Dataset, batch_size: int, device: torch.device
                 "val_balanced_accuracy": scores.balanced_accuracy}
 
     if balanced:
-        return Validation(evaluate, "val_balanced_accuracy", "max")
-    return Validation(evaluate, "val_error", "min")
+        return Validation(evaluate, "val_balanced_accuracy", "max", every)
+    return Validation(evaluate, "val_error", "min", every)
 
 
 def parsing_validation(dataset: Dataset, batch_size: int, device: torch.device,
-                       segmentation_of: Callable[[nn.Module], nn.Module]) -> Validation:
+                       segmentation_of: Callable[[nn.Module], nn.Module], every: int) -> Validation:
     """Validation of a parser (``segmentation_of(model)``): mean IoU % of its full-resolution
     output on the validation masks; the checkpoint with the highest is kept."""
 
@@ -383,15 +382,13 @@ def parsing_validation(dataset: Dataset, batch_size: int, device: torch.device,
                                            batch_size, device)
         return {"val_mean_iou": intersection_over_union(confusion)[1]}
 
-    return Validation(evaluate, "val_mean_iou", "max")
+    return Validation(evaluate, "val_mean_iou", "max", every)
 
 
 def _bf16_decision(inputs: ReproductionInputs, job: Job, out_dir: Path,
                    device: torch.device) -> dict:
     """``--bf16 off|on|auto`` for this network (``common.train.decide_bf16``: "auto" times a
     throwaway copy on this CPU once and keeps the decision in ``<job>/bf16.json``)."""
-    from ssp_ssg.throughput import FixedLandmarks
-
     height, width = inputs.config.data.image_size
     regions = inputs.config.architecture.num_regions
 
@@ -449,7 +446,7 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
     out_dir = inputs.checkpoint_dir(job.name)
     device = select_device(settings.device)
     eval_batch = max(2 * optim.batch_size, 32)
-    steps = job_steps(inputs, job)
+    steps, every = job_steps(inputs, job), inputs.config.eval_every
     wall = images_per_second = None
     if train:
         model = build_model(inputs, job)
@@ -458,13 +455,13 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
         if job.kind == "segmentation":
             dataset = data.parser_train if job.dataset == "helen_all" else data.parsing_train
             validation = None if job.dataset == "helen_all" else parsing_validation(
-                data.parsing_val, eval_batch, device, lambda net: net)
+                data.parsing_val, eval_batch, device, lambda net: net, every)
             result = train_segmentation(model, dataset, out_dir, optim, steps, settings,
                                         validation, use_bf16)
         elif job.kind == "joint":
             paired = PairedDataset(data.train_set, data.parsing_train, inputs.config.seed)
             validation = parsing_validation(data.parsing_val, eval_batch, device,
-                                            lambda net: net.segmentation)
+                                            lambda net: net.segmentation, every)
             result = train_joint(model, paired, out_dir, optim, steps, settings, validation,
                                  use_bf16)
         else:
@@ -474,7 +471,7 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
             else:
                 train_set = data.train_set
                 validation = attribute_validation(data.val_set, eval_batch, device,
-                                                  balanced=job.balanced_from is not None)
+                                                  job.balanced_from is not None, every)
             if job.balanced_from is not None:
                 if not (out_dir / LAST_CHECKPOINT).is_file():  # start from the selected model
                     load_trained_models(selected_checkpoint(inputs, job.balanced_from), model)
@@ -486,7 +483,7 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
         require_finished(inputs, job)
     model = build_model(inputs, job)
     selected_step = int(load_trained_models(selected_checkpoint(inputs, job.name), model)["step"])
-    probabilities = labels = val_probabilities = val_labels = None
+    probabilities = labels = None
     if job.kind == "attributes":
         test_set = lfwa_data(inputs)[1] if job.dataset == "lfwa" else data.test_set
         probabilities, labels = predict_attribute_probabilities(model, test_set, eval_batch, device)
@@ -500,7 +497,7 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
                      batch_size=optim.batch_size, selected_step=selected_step,
                      last_training_loss=_last_training_loss(out_dir), wall_seconds=wall,
                      train_images_per_second=images_per_second, probabilities=probabilities,
-                     labels=labels, val_probabilities=val_probabilities, val_labels=val_labels)
+                     labels=labels)
 
 
 def run_jobs(inputs: ReproductionInputs, jobs: list[Job], parallel_jobs: int = 1,

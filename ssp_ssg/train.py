@@ -31,7 +31,6 @@ class RunSettings:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 1_000
-    eval_every: int = 0
     #: ``--bf16``: "off", "on" or "auto" (decided per network, ``common.train.decide_bf16``).
     bf16: str = "off"
     channels_last: bool = False
@@ -43,7 +42,7 @@ class RunSettings:
     def train_config(self, out_dir: Path, max_steps: int, validation: "Validation | None",
                      use_bf16: bool) -> TrainConfig:
         return TrainConfig(out_dir=out_dir, max_steps=max_steps, log_every=self.log_every,
-                           eval_every=self.eval_every if validation is not None else 0,
+                           eval_every=0 if validation is None else validation.every,
                            checkpoint_every=self.checkpoint_every, bf16=use_bf16,
                            channels_last=self.channels_last, compile=self.compile,
                            device=self.device, seed=self.seed, tensorboard=self.tensorboard,
@@ -55,12 +54,13 @@ class RunSettings:
 @dataclass(frozen=True)
 class Validation:
     """How a network is scored on the validation images: ``evaluate(model) -> {metric: value}``
-    (``common.train.Trainer``'s ``evaluate_fn``); ``metric`` ("max" or "min" by ``mode``)
-    picks ``best.pt``."""
+    (``common.train.Trainer``'s ``evaluate_fn``) every ``every`` steps (0: at the end only) and
+    at the end; ``metric`` ("max" or "min" by ``mode``) picks ``best.pt``."""
 
     evaluate: Callable[[Any], dict[str, float]]
     metric: str
     mode: str
+    every: int = 0
 
 
 def _trainer(model: nn.Module, dataset: Dataset, out_dir: Path, optim: OptimConfig, steps: int,

@@ -55,7 +55,7 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ssp_tiny")
     helen = write_helen_layout(root / "helen", n=40, seed=0, height=SIZE[0], width=SIZE[1])
-    settings = RunSettings(device="cpu", log_every=1, eval_every=1, checkpoint_every=0,
+    settings = RunSettings(device="cpu", log_every=1, checkpoint_every=0,
                            progress=False, tensorboard=False, bf16="auto")
     inputs = ReproductionInputs(config=tiny_config(), out_dir=root / "out", settings=settings,
                                 helen_root=helen, synthetic_cache=root / "synthetic")
