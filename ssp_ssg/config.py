@@ -144,24 +144,34 @@ class ReproduceConfig:
         Steps, sized by one timed train step per network (batch 32, fp32, one torch thread, the
         2nd of 2 steps, on the AMD EPYC 2-core machine while another training run kept its load
         average near 5): parser 2.27 s, joint net 3.72 s, Avg. Pooling 1.00 s, SPPNet* 1.08 s,
-        Naive 1.76 s, BBox 1.06 s, SSG 1.76 s, SSP 1.52 s. So: parser 1,000 steps (38 min) beside
-        the joint net 1,000 steps (62 min); the six attribute nets 400 steps each (8.18 s per
-        step of all six: 55 min of one slot); weighted-BCE fine-tuning 100 steps each of
-        Avg. Pooling, SSG and SSP (4.28 s: 7 min). That is 9,690 slot-seconds, about 81 min of
-        wall time on the two slots, plus about 8 min of validation, test predictions, figures and
-        bootstrap. 400 steps of 32 images are 1.8 epochs of the ~6,950 training images: the
-        learning curves (``fig_learning_curves.png``) show whether that reached a plateau.
+        Naive 1.76 s, BBox 1.06 s, SSG 1.76 s, SSP 1.52 s; and one timed forward pass (batch 64,
+        same conditions): parser 35 ms an image, Avg. Pooling 15 ms, SSP 40 ms. So, in seconds
+        of one of the two slots (two networks train side by side):
+
+        * training: parser 800 steps (1,816 s) beside the joint net 800 steps (2,976 s); the six
+          attribute nets 400 steps each (8.18 s per step of all six: 3,272 s); weighted-BCE
+          fine-tuning of Avg. Pooling, SSG and SSP 100 steps each (4.28 s: 428 s); 8,492 s;
+        * validation at steps 200 and 400 on ~1,000 images (340 s; the fine-tuned three once,
+          90 s), the parsers' at 200..800 on 230 masks (64 s), the selected checkpoints on the
+          ~2,000 test images (520 s) and SSP's on the validation images for its decision
+          thresholds (40 s): about 1,050 s;
+
+        9,550 slot-seconds, about 80 min on the two slots, then about 6 min in one process for
+        Table 4 on every test mask, Fig. 4 on the test set, the bootstrap (2 ms per AP resample)
+        and the figures: about 86 min of the protocol's 90. 400 steps of 32 images are 1.8 epochs
+        of the ~6,950 training images, the parser's 800 are 3.7: the learning curves
+        (``fig_learning_curves.png``) show whether that reached a plateau.
         """
         return cls(
             scale="cpu",
             architecture=ArchitectureConfig(width_multiplier=0.25),
             optim=OptimConfig(learning_rate=0.005, batch_size=32, attribute_steps=400,
-                              segmentation_steps=1_000, joint_steps=1_000,
+                              segmentation_steps=800, joint_steps=800,
                               balanced_finetune_steps=100),
             data=DataConfig(image_size=(109, 89), test_fraction=0.2, val_fraction=0.1,
                             parsing_train_images=None, parsing_val_images=230,
                             parsing_test_images=None),
-            eval_every=100, checkpoint_every=50, log_every=20, num_workers=0, torch_threads=1,
+            eval_every=200, checkpoint_every=50, log_every=20, num_workers=0, torch_threads=1,
             parallel_jobs=2,
         )
 

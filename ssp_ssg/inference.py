@@ -41,8 +41,9 @@ from common.inference import (FRAMES, GEOMETRIES, collect_images, frame_for_geom
 from common.train import load_trained_models
 from ssp_ssg.config import ArchitectureConfig
 from ssp_ssg.figures import localisation_map_figure
-from ssp_ssg.jobs import (DECISION_THRESHOLDS, Job, find_run_folder, inputs_from_run,
-                          read_decision_thresholds, require_finished, selected_checkpoint)
+from ssp_ssg.jobs import (DECISION_THRESHOLDS, PREDICTION_JOB, Job, find_run_folder,
+                          inputs_from_run, read_decision_thresholds, require_finished,
+                          selected_checkpoint)
 from ssp_ssg.models import SegmentationNet, SSPAttributeNet, build_attribute_model, localisation_maps
 from ssp_ssg.train import RunSettings
 
@@ -94,8 +95,8 @@ def load_ssp_model(checkpoint: str | os.PathLike | None = None,
     if path.is_dir():
         inputs = inputs_from_run(find_run_folder(path), RunSettings(device=str(device)))
         model = _ssp_net(inputs.config.architecture)
-        load_trained_models(selected_checkpoint(inputs, "ssp"), model)
-        thresholds = read_decision_thresholds(inputs.checkpoint_dir("ssp") / DECISION_THRESHOLDS)
+        load_trained_models(selected_checkpoint(inputs, PREDICTION_JOB), model)
+        thresholds = read_decision_thresholds(inputs.checkpoint_dir(PREDICTION_JOB) / DECISION_THRESHOLDS)
         image_size = tuple(int(v) for v in inputs.config.data.image_size)
     else:
         state_dict, meta = load_shipped_model(path)
@@ -124,10 +125,10 @@ def export_model(run: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, 
     architecture, input size, decision thresholds and where it came from in ``meta``.
     Returns (path, bytes)."""
     inputs = inputs_from_run(find_run_folder(run), RunSettings(device="cpu"))
-    require_finished(inputs, Job("ssp", "attributes", "ssp"))
+    require_finished(inputs, Job(PREDICTION_JOB, "attributes", "ssp"))
     model = _ssp_net(inputs.config.architecture)
-    state = load_trained_models(selected_checkpoint(inputs, "ssp"), model)
-    thresholds = read_decision_thresholds(inputs.checkpoint_dir("ssp") / DECISION_THRESHOLDS)
+    state = load_trained_models(selected_checkpoint(inputs, PREDICTION_JOB), model)
+    thresholds = read_decision_thresholds(inputs.checkpoint_dir(PREDICTION_JOB) / DECISION_THRESHOLDS)
     config = inputs.config
     meta = {
         "format": MODEL_FORMAT,

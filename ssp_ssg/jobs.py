@@ -412,7 +412,9 @@ def _bf16_decision(inputs: ReproductionInputs, job: Job, out_dir: Path,
                        channels_last=inputs.settings.channels_last)
 
 
-#: Per-attribute decision thresholds of an attribute net, chosen on the validation images
+#: The network ``predict`` and ``export`` use (SSP: it has localisation maps to show).
+PREDICTION_JOB = "ssp"
+#: Its per-attribute decision thresholds, chosen on the validation images
 #: (``evaluate.accuracy_maximising_thresholds``), in its job folder: what ``predict`` decides with.
 DECISION_THRESHOLDS = "decision_thresholds.json"
 
@@ -487,7 +489,7 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
     if job.kind == "attributes":
         test_set = lfwa_data(inputs)[1] if job.dataset == "lfwa" else data.test_set
         probabilities, labels = predict_attribute_probabilities(model, test_set, eval_batch, device)
-        if job.dataset != "lfwa":
+        if job.name == PREDICTION_JOB:
             val_probabilities, val_labels = predict_attribute_probabilities(
                 model, data.val_set, eval_batch, device)
             write_decision_thresholds(out_dir / DECISION_THRESHOLDS,
