@@ -177,12 +177,18 @@ class ComparisonResult:
         return bool(self.low > 0 or self.high < 0)
 
     @property
-    def verdict(self) -> str:
-        """"A better", "B better" (the interval excludes 0) or "not distinguishable"."""
+    def winner(self) -> int:
+        """1: A better, -1: B better (the interval excludes 0), 0: not distinguishable."""
         if not self.excludes_zero:
+            return 0
+        return 1 if (self.difference < 0) == self.comparison.lower_is_better else -1
+
+    @property
+    def verdict(self) -> str:
+        """"<A> better", "<B> better" or "not distinguishable at this scale"."""
+        if not self.winner:
             return "not distinguishable at this scale"
-        a_better = (self.difference < 0) == self.comparison.lower_is_better
-        winner = self.comparison.model_a if a_better else self.comparison.model_b
+        winner = self.comparison.model_a if self.winner > 0 else self.comparison.model_b
         return f"{MODEL_NAMES[winner]} better"
 
 
@@ -246,7 +252,8 @@ def compare(comparisons: Sequence[Comparison], labels: np.ndarray,
 
 
 def claims_table(results: Sequence[ComparisonResult], notes: Sequence[str]) -> Table:
-    """``claims_intervals``: one row per comparison (see the module docstring)."""
+    """``claims_intervals``: one row per comparison (see the module docstring); every cell a
+    number or ``n/a: <reason>``, yes / no as 1 / 0."""
     rows = []
     for result in results:
         comparison = result.comparison
@@ -255,29 +262,32 @@ def claims_table(results: Sequence[ComparisonResult], notes: Sequence[str]) -> T
         if comparison.paper_difference is None:
             same_sign = na("no paper difference")
         else:
-            same_sign = "yes" if np.sign(result.difference) == np.sign(comparison.paper_difference) \
-                else "no"
+            same_sign = int(np.sign(result.difference) == np.sign(comparison.paper_difference))
         if result.wilcoxon_p is None:
             wilcoxon = na("bootstrap only: the measure is not a per-image mean")
-            mcnemar = na("error rows only")
+            favour_a = favour_b = na("error rows only")
         else:
             wilcoxon = float(result.wilcoxon_p)
-            mcnemar = f"{result.attributes_favouring[0]} / {result.attributes_favouring[1]}"
+            favour_a, favour_b = result.attributes_favouring
         undefined = "every bootstrap resample left the measure undefined"
-        rows.append([comparison.label, MEASURE_NAMES[comparison.measure], paper,
+        rows.append([f"{comparison.label}: {MEASURE_NAMES[comparison.measure]}", paper,
                      float(result.difference), cell_or_na(float(result.low), undefined),
-                     cell_or_na(float(result.high), undefined),
-                     "yes" if result.excludes_zero else "no", result.verdict, same_sign,
-                     wilcoxon, mcnemar])
-    columns = ["Comparison (A vs B)", "Measure", "Paper: A − B", "Ours: A − B", "95 % CI low",
-               "95 % CI high", "Interval excludes 0", "Verdict", "Same sign as the paper",
-               "Wilcoxon p (per-image error)", "Attributes favouring A / B (McNemar p < 0.05/40)"]
+                     cell_or_na(float(result.high), undefined), int(result.excludes_zero),
+                     result.winner, same_sign, wilcoxon, favour_a, favour_b])
+    columns = ["Comparison (A vs B): measure", "Paper: A − B", "Ours: A − B", "95 % CI low",
+               "95 % CI high", "Interval excludes 0", "Better: A (1), B (−1), not distinguishable (0)",
+               "Same sign as the paper", "Wilcoxon p (per-image error)",
+               "Attributes where A is better (McNemar)", "Attributes where B is better (McNemar)"]
     method = results[0].method if results else "paired bootstrap"
     return Table(name="claims_intervals",
                  title="The paper's comparisons on our test split, with paired 95 % intervals",
                  columns=columns, rows=rows,
                  notes=(f"Intervals: {method} over test images (parsing: over parsing test "
-                        f"images); 'A better' only where the interval excludes 0.", *notes),
+                        f"images). 1 = yes, 0 = no. A model is better only where the interval "
+                        f"excludes 0 (lower error, higher AP / balanced accuracy / IoU); otherwise "
+                        f"the two are not distinguishable at this scale. McNemar: exact test per "
+                        f"attribute over the test images, counted at p < 0.05 / 40 (Bonferroni).",
+                        *notes),
                  float_format=_number)
 
 

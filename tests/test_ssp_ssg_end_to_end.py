@@ -77,6 +77,10 @@ def test_helen_and_lfwa_reach_every_table(tiny_run):
             "table2_error", "table3_lfwa", "table4_parsing_iou", "training_summary"} <= set(tables)
     for name in tables:
         assert (out / f"{name}.md").is_file() and (out / f"{name}.csv").is_file(), name
+    from benchmarks.expected import malformed_cells
+    from common.tables import read_tables
+
+    assert [p for name, t in read_tables(out).items() for p in malformed_cells(name, t)] == []
     for row in tables["table3_lfwa"]["rows"]:  # LFWA trained and scored
         assert isinstance(row[2], float) and isinstance(row[4], float), row
     error = tables["table2_error"]

@@ -36,10 +36,12 @@ def test_table_marks_matches_and_tests_them_against_chance():
     right = {name: regions[0] for name, regions in DESCRIBED_REGIONS.items() if not isinstance(regions, str)}
     right["Bald"] = "nose"  # one miss
     per_attribute, summary_table, summary = localisation_tables(_weights_with_top(right), ("note",))
-    rows = {row[0]: row for row in per_attribute.rows}
-    assert rows["Bald"][1:] == ["nose", pytest.approx(0.4), "hair", "no"]
-    assert rows["Eyeglasses"][3] == "eyes or eyebrows" and rows["Eyeglasses"][4] == "yes"
-    assert rows["Male"][3].startswith("n/a: ") and rows["Male"][4].startswith("n/a: ")
+    rows = {row[0].split(":")[0]: row for row in per_attribute.rows}
+    assert rows["Bald"] == ["Bald: largest on nose; describes hair", pytest.approx(0.4),
+                            pytest.approx(0.1), 0]
+    assert rows["Eyeglasses"][0].endswith("describes eyes or eyebrows")
+    assert rows["Eyeglasses"][2:] == [pytest.approx(0.5), 1]  # eyes 0.4 + eyebrows 0.1
+    assert rows["Male"][2].startswith("n/a: ") and rows["Male"][3].startswith("n/a: ")
     assert summary.assessed == 35 and summary.matches == 34
     chances = [len(r) / 7 for r in DESCRIBED_REGIONS.values() if not isinstance(r, str)]
     assert summary.expected_by_chance == pytest.approx(sum(chances))
