@@ -276,7 +276,7 @@ def claims_table(results: Sequence[ComparisonResult], notes: Sequence[str]) -> T
                      result.winner, same_sign, wilcoxon, favour_a, favour_b])
     columns = ["Comparison (A vs B): measure", "Paper: A − B", "Ours: A − B", "95 % CI low",
                "95 % CI high", "Interval excludes 0", "Better: A (1), B (−1), not distinguishable (0)",
-               "Same sign as the paper", "Wilcoxon p (per-image error)",
+               "Same sign as the published difference", "Wilcoxon p (per-image error)",
                "Attributes where A is better (McNemar)", "Attributes where B is better (McNemar)"]
     method = results[0].method if results else "paired bootstrap"
     return Table(name="claims_intervals",
