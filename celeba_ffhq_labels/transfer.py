@@ -34,8 +34,8 @@ import torch
 from PIL import ExifTags, Image
 
 from common.attributes import CELEBA_ATTRIBUTES
-from common.inference import (ASPECT_TOLERANCE, FRAMES, FaceFrame, collect_images, map_to_frame, run_inference,
-                              write_predictions_csv)
+from common.inference import (FRAMES, GEOMETRIES, FaceFrame, collect_images, frame_for_geometry, map_to_frame,
+                              run_inference, write_predictions_csv)
 from common.metrics import apply_thresholds
 
 from celeba_ffhq_labels.config import IMAGENET_MEAN, IMAGENET_STD, SHIPPED_MODEL_NAME, ModelConfig
@@ -45,8 +45,6 @@ from celeba_ffhq_labels.models import AttributeClassifier, load_model_file, mode
 #: scale (the reduced SE-ResNeXt), exported with ``python -m celeba_ffhq_labels export``. Not
 #: shipped yet: ``label`` then says so and how to train one.
 SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / SHIPPED_MODEL_NAME
-#: ``--geometry`` choices.
-GEOMETRIES: tuple[str, ...] = ("auto", "celeba", "celeba-hq", "resize")
 #: The frame every model of this package was trained on (CelebA's aligned images, resized).
 TRAINING_FRAME: FaceFrame = FRAMES["celeba"]
 
@@ -67,27 +65,6 @@ def no_shipped_model_message(path: Path | None = None) -> str:
             f"results/celeba_ffhq_labels_cpu (about an hour on 2 CPU cores; --scale smoke trains a "
             f"toy one on synthetic faces in a minute), then label --checkpoint "
             f"results/celeba_ffhq_labels_cpu/classifier.pt (or the results folder itself)")
-
-
-def frame_of_size(width: int, height: int, geometry: str, name: str | os.PathLike = "<image>") -> FaceFrame | None:
-    """The frame an image of ``width`` x ``height`` is cropped in under ``geometry``: the frame
-    named, or for ``"auto"`` CelebA's aligned frame when the aspect ratio is 178:218 and
-    CelebA-HQ's when square (within ``common.inference.ASPECT_TOLERANCE``); ``None`` for
-    ``"resize"`` (no geometry step). Under ``"auto"`` another aspect ratio raises ``ValueError``
-    naming ``name`` and suggesting ``--geometry``."""
-    if geometry not in GEOMETRIES:
-        raise ValueError(f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
-    if geometry == "resize":
-        return None
-    if geometry != "auto":
-        return FRAMES[geometry]
-    for frame in (FRAMES["celeba"], FRAMES["celeba-hq"]):
-        if abs((width / height) / (frame.width / frame.height) - 1.0) <= ASPECT_TOLERANCE:
-            return frame
-    raise ValueError(f"{name}: {width}x{height} is neither CelebA's aligned 178:218 frame nor a square "
-                     f"(CelebA-HQ / FFHQ) face crop, so --geometry auto cannot tell how the face is "
-                     f"cropped; pass --geometry celeba or --geometry celeba-hq to say which frame it is "
-                     f"in, or --geometry resize to stretch it to the model input as it is")
 
 
 def geometry_name(frame: FaceFrame | None) -> str:
@@ -119,7 +96,7 @@ def image_geometries(paths: Sequence[Path], geometry: str) -> list[str | None]:
             names.append(None)
             continue
         try:
-            names.append(geometry_name(frame_of_size(*size, geometry, path)))
+            names.append(geometry_name(frame_for_geometry(*size, geometry, path)))
         except ValueError:
             names.append(None)
             failures.append(f"{path} ({size[0]}x{size[1]})")
@@ -203,7 +180,7 @@ class Labeller:
         resize; with CelebA's frame this is exactly training's resize) or, for ``"resize"``, a
         bilinear stretch to the input; then [0, 1] and ImageNet normalisation, as in training."""
         height, width = self.input_size
-        frame = frame_of_size(image.width, image.height, geometry or self.geometry)
+        frame = frame_for_geometry(image.width, image.height, geometry or self.geometry)
         if frame is None:
             image = image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
         else:

@@ -7,7 +7,7 @@ written by ``reproduce``. Each model file stores its input size, normalisation a
 decision thresholds (chosen on validation), so an image is prepared exactly as in training:
 
 decode (any PIL mode, EXIF rotation applied) -> map the face from its source geometry to CelebA's
-aligned frame (``--geometry``, :func:`source_frame`) -> bilinear resize to the training size ->
+aligned frame (``--geometry``, ``common.inference.frame_for_geometry``) -> bilinear resize to the training size ->
 ImageNet normalisation -> the network -> sigmoid -> present where probability >= threshold.
 """
 from __future__ import annotations
@@ -25,13 +25,11 @@ from PIL import Image
 from celeba_resnet_densenet.train import load_point_model
 from common.data.dataset import decode_image, image_to_rgb
 from common.gpu import select_device
-from common.inference import FRAMES, ASPECT_TOLERANCE, FaceFrame, collect_images, map_to_frame, run_inference
-from common.inference import write_predictions_csv
+from common.inference import (FRAMES, GEOMETRIES, collect_images, frame_for_geometry, map_to_frame, run_inference,
+                              write_predictions_csv)
 
 #: The model shipped with the package (DenseNet121 from the committed real-data run; model card beside it).
 SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / "densenet121_celeba_cpu.pt"
-#: ``--geometry`` choices: a frame of ``common.inference.FRAMES``, "auto" (by aspect ratio) or "resize".
-GEOMETRIES = ("auto", *FRAMES, "resize")
 
 
 @dataclass(frozen=True)
@@ -46,24 +44,6 @@ class AttributePrediction:
     def present(self) -> dict[str, float]:
         """Attributes with probability >= their threshold, in CelebA's attribute order."""
         return {name: p for name, p in self.probabilities.items() if p >= self.thresholds[name]}
-
-
-def source_frame(image: Image.Image, geometry: str, path: str | os.PathLike) -> FaceFrame | None:
-    """The frame ``image`` is cropped in: ``geometry`` by name, or for "auto" CelebA's aligned frame
-    when the aspect ratio is 178:218 and CelebA-HQ's when square (within 1 %); ``None`` for
-    "resize" (no geometry step, the image is stretched to the input size). Another aspect ratio
-    under "auto" raises ``ValueError`` naming the file."""
-    if geometry == "resize":
-        return None
-    if geometry != "auto":
-        return FRAMES[geometry]
-    aspect = image.width / image.height
-    for frame in (FRAMES["celeba"], FRAMES["celeba-hq"]):
-        if abs(aspect / (frame.width / frame.height) - 1.0) <= ASPECT_TOLERANCE:
-            return frame
-    raise ValueError(f"{path}: {image.width}x{image.height} is neither CelebA's aligned 178x218 frame nor a "
-                     f"square face crop; pass --geometry celeba|celeba-hq to say how the face is cropped, "
-                     f"or --geometry resize to stretch it as it is")
 
 
 class AttributePredictor:
@@ -89,7 +69,7 @@ class AttributePredictor:
     def preprocess(self, image: Image.Image, path: str | os.PathLike = "<image>") -> torch.Tensor:
         """Geometry step, bilinear resize to the training size, [0, 1], ImageNet normalisation."""
         height, width = self.image_size
-        frame = source_frame(image, self.geometry, path)
+        frame = frame_for_geometry(image.width, image.height, self.geometry, path)
         if frame is None:
             image = image.resize((width, height), Image.BILINEAR)
         else:
