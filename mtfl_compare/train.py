@@ -293,9 +293,10 @@ class InceptionV3Session:
                     scaled, num_classes=2, is_training=is_training,
                     weight_decay=config.weight_decay, dropout_keep_prob=config.dropout_keep_prob,
                     mixed_7c_branch_pool=pretrained.mixed_7c_branch_pool,
-                    reuse=None if is_training else True)
+                    reuse=None if is_training else True,
+                    batch_norm_training=config.batch_norm_training and is_training)
             training, inference = towers[True], towers[False]
-            self.probabilities = tf.nn.softmax(inference.logits)
+            self.softmax = tf.nn.softmax(inference.logits)
             self.prelogits = tf.reshape(inference.prelogits, [-1, inference.prelogits.shape[-1]])
             self.cross_entropy = inception_finetune_loss(training.logits, training.aux_logits,
                                                          self.labels, config.aux_loss_weight)
@@ -370,9 +371,10 @@ class InceptionV3Session:
                    for start in range(0, len(images), batch_size)]
         return np.concatenate(outputs).astype(np.float32)
 
-    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Softmax of the evaluation tower (batch norm on its moving averages, no dropout)."""
         batch = self.config.batch_size
-        outputs = [self.session.run(self.probabilities, {self.images: images[start:start + batch]})
+        outputs = [self.session.run(self.softmax, {self.images: images[start:start + batch]})
                    for start in range(0, len(images), batch)]
         return np.concatenate(outputs) if outputs else np.zeros((0, 2), np.float32)
 
@@ -409,8 +411,8 @@ class InceptionV3Session:
                 stages[stage] = json.loads(path.read_text())
                 return
             record = {"step": int(session.run(self.global_step)),
-                      "val_probabilities": self._probabilities(val_images).tolist(),
-                      "test_probabilities": self._probabilities(test_images).tolist()}
+                      "val_probabilities": self.probabilities(val_images).tolist(),
+                      "test_probabilities": self.probabilities(test_images).tolist()}
             for split, labels in (("val", val_labels), ("test", test_labels)):
                 predictions = np.argmax(record[f"{split}_probabilities"], axis=1) if len(labels) else []
                 record[f"{split}_accuracy"] = float(np.mean(predictions == labels)) if len(labels) else None
