@@ -2,8 +2,8 @@
 
 The 2048-d InceptionV3 PreLogits of every face is computed once and stored on disk, one ``.npy``
 per image, under ``<cache>/bottlenecks/<dataset>/<crop>_<input size>_<weights>/<image path>.npy``
-— keyed by the image (path, size, modification time), the crop, the input size and the
-pretrained weights — so retraining the
+— keyed by the image (path, size, modification time), the crop with its settings
+(``mtfl_compare.data.crop_signature``), the input size and the pretrained weights — so retraining the
 top layer for another attribute, or rerunning, reads them back instead of running InceptionV3.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ class BottleneckCache:
     @classmethod
     def create(cls, cache_dir: str | os.PathLike, dataset_root: str | os.PathLike, crop: str,
                input_size: int, weights_identifier: str) -> "BottleneckCache":
+        """``crop``: the crop's signature (``mtfl_compare.data.crop_signature``)."""
         dataset_root = Path(dataset_root).resolve()
         dataset_id = f"{dataset_root.name}-{hashlib.sha1(str(dataset_root).encode()).hexdigest()[:10]}"
         folder = Path(cache_dir) / "bottlenecks" / dataset_id / f"{crop}_{input_size}_{weights_identifier}"

@@ -4,7 +4,10 @@
   smiling = (S, NS), gender = (F, M).
 * Crops: ``"nose"`` is the paper's 150x150 crop centred on the nose landmark (§3.1, the ``*`` rows
   of Tables 3-4); ``"original"`` is cropped but not nose-centred (a square around the 5
-  landmarks, ``common.data.mtfl.face_box_crop``). Both come from ``common.data.mtfl``.
+  landmarks, ``common.data.mtfl.face_box_crop``); ``"nose_inter_ocular"`` is the nose-centred box
+  with its side scaled by the distance between the eye landmarks (not in the paper: the fixed box
+  is a different zoom on every dataset, see the README's "The crop"). All come from
+  ``common.data.mtfl``.
 * Data: ``training.txt`` (LFW + Net, 10,000 rows) for training and validation, ``testing.txt``
   (AFLW, 2,995 rows) for testing. Without ``--data-root`` the same layout is written with
   synthetic faces (``common.synthetic.write_mtfl_layout``).
@@ -70,16 +73,31 @@ def attribute_labels(annotations: MTFLAnnotations, attribute: str) -> np.ndarray
     return np.asarray(getattr(annotations, attribute), dtype=np.int64)
 
 
+def inter_ocular_box(landmarks: np.ndarray, config: DataConfig) -> float:
+    """Side of the inter-ocular nose box: ``config.inter_ocular_box_ratio`` times the distance
+    between the two eye landmarks (``ValueError`` when they are under one pixel apart)."""
+    eye_distance = float(np.linalg.norm(np.asarray(landmarks, np.float64)[0] - np.asarray(landmarks, np.float64)[1]))
+    if not eye_distance >= 1.0:
+        raise ValueError(f"the eye landmarks are {eye_distance:.2f} px apart; the inter-ocular crop "
+                         f"needs them at least 1 px apart")
+    return config.inter_ocular_box_ratio * eye_distance
+
+
 def crop_face(image: Image.Image, landmarks: np.ndarray, crop: str, output_size: int,
               config: DataConfig) -> np.ndarray:
     """One face as uint8 (output_size, output_size, 3).
 
-    ``"nose"``: the 150-pixel box centred on the nose (§3.1), resized to the network input;
-    ``"original"``: the non-centred face box. Returns the image array.
+    ``"nose"``: the 150-pixel box centred on the nose (§3.1); ``"nose_inter_ocular"``: the box
+    centred on the nose with side :func:`inter_ocular_box`; ``"original"``: the non-centred face
+    box. Each is cropped to 150 pixels (black where the box leaves the image), then resized to
+    the network input. Returns the image array.
     """
     image = image.convert("RGB")
     if crop == "nose":
         cropped, _ = nose_centred_crop(image, landmarks, size=config.crop_box)
+    elif crop == "nose_inter_ocular":
+        cropped, _ = nose_centred_crop(image, landmarks, size=config.crop_box,
+                                       box_size=inter_ocular_box(landmarks, config))
     elif crop == "original":
         cropped, _ = face_box_crop(image, landmarks, size=config.crop_box, scale=config.face_box_scale)
     else:
@@ -95,10 +113,13 @@ def load_face(path: Path, landmarks: np.ndarray, crop: str, output_size: int,
     try:
         with Image.open(path) as image:
             image.load()
-            return crop_face(image, landmarks, crop, output_size, config)
     except (OSError, UnidentifiedImageError, SyntaxError) as error:
         LOGGER.warning("skipping corrupt image %s (%s)", path, error)
         return None
+    try:
+        return crop_face(image, landmarks, crop, output_size, config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 @dataclass
@@ -134,8 +155,20 @@ def _cache_key(annotations: MTFLAnnotations, rows: np.ndarray, crop: str, size: 
         digest.update(file_stamp(annotations.image_paths[row]).encode())
     digest.update(np.ascontiguousarray(annotations.landmarks).tobytes())
     digest.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
-    digest.update(f"{crop}|{size}|{config.crop_box}|{config.face_box_scale}".encode())
+    digest.update(f"{crop_signature(crop, config)}|{size}".encode())
     return digest.hexdigest()[:16]
+
+
+def crop_signature(crop: str, config: DataConfig) -> str:
+    """The crop with every setting it depends on, e.g. ``"nose_inter_ocular-150-3.3333"``: part
+    of the crop and bottleneck cache keys, so changing a setting never reads stale crops."""
+    if crop == "nose":
+        return f"nose-{config.crop_box}"
+    if crop == "nose_inter_ocular":
+        return f"nose_inter_ocular-{config.crop_box}-{config.inter_ocular_box_ratio:.4f}"
+    if crop == "original":
+        return f"original-{config.crop_box}-{config.face_box_scale:g}"
+    raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
 
 
 def load_cropped_faces(annotations: MTFLAnnotations, rows: np.ndarray, crop: str, size: int,

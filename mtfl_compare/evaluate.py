@@ -3,6 +3,11 @@
 Accuracy, per-class precision and recall, and the row-normalised confusion matrix (rows = true
 class, in the tables' class order: S/NS for smiling, F/M for gender) — Tables 3-5; confusion
 matrix heat maps and a grid of misclassified test faces (Fig. 4).
+
+Beyond the paper (``../shared/REAL_DATA_PROTOCOL.md``): every accuracy carries a 95 % Wilson
+interval, and two models evaluated on the same test faces are compared by :func:`compare_paired`
+(exact McNemar test and a paired-bootstrap interval of the accuracy difference, from
+``common.metrics.intervals``), pairing the faces by their row in ``testing.txt``.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from typing import Sequence
 import numpy as np
 
 from common.metrics import confusion_matrix
+from common.metrics.intervals import (Interval, McNemarResult, mcnemar_test,
+                                      paired_bootstrap_difference, wilson_interval)
 from mtfl_compare.data import CLASS_LABELS, CLASS_NAMES, POSITIVE_CLASS
 
 
@@ -29,6 +36,20 @@ class BinaryEvaluation:
     recall: tuple[float, float]        # per class; NaN when the class is absent
     predictions: np.ndarray = field(repr=False)   # 0/1 labels per test example
     labels: np.ndarray = field(repr=False)
+    rows: np.ndarray = field(repr=False)          # each example's row in the test split file
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Per test example: was it classified correctly (bool)."""
+        return self.predictions == self.labels
+
+    def accuracy_interval(self, confidence: float = 0.95) -> Interval:
+        """Wilson score interval of the accuracy (``ValueError`` on an empty test set)."""
+        return wilson_interval(int(self.correct.sum()), self.n, confidence)
 
     @property
     def row_normalised(self) -> np.ndarray:
@@ -51,20 +72,30 @@ class BinaryEvaluation:
 
     def to_json(self) -> dict:
         clean = lambda value: None if math.isnan(value) else float(value)  # noqa: E731
+        interval = self.accuracy_interval() if self.n else None
         return {"attribute": self.attribute, "class_names": list(self.class_names),
-                "n": int(self.counts.sum()), "counts": self.counts.tolist(),
+                "n": self.n, "counts": self.counts.tolist(),
                 "accuracy": clean(self.accuracy),
+                "accuracy_wilson95": [interval.low, interval.high] if interval else None,
                 "precision": [clean(v) for v in self.precision],
                 "recall": [clean(v) for v in self.recall]}
 
 
-def evaluate_binary(attribute: str, labels: np.ndarray, predictions: np.ndarray) -> BinaryEvaluation:
+def evaluate_binary(attribute: str, labels: np.ndarray, predictions: np.ndarray,
+                    rows: np.ndarray) -> BinaryEvaluation:
     """Accuracy, per-class precision / recall and confusion counts in the paper's class order.
 
-    ``labels`` / ``predictions`` are the 0/1 attribute values (``mtfl_compare.data.attribute_labels``).
+    ``labels`` / ``predictions`` are the 0/1 attribute values (``mtfl_compare.data.attribute_labels``);
+    ``rows`` the examples' rows in the test split (what :func:`compare_paired` pairs on).
     """
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    if not labels.shape == predictions.shape == rows.shape or labels.ndim != 1:
+        raise ValueError(f"labels, predictions and rows must be 1-D of one length, got shapes "
+                         f"{labels.shape}, {predictions.shape}, {rows.shape}")
+    if len(np.unique(rows)) != len(rows):
+        raise ValueError("rows repeat: each test example must appear once")
     order = list(CLASS_LABELS[attribute])
     counts = confusion_matrix(labels, predictions, num_classes=2)[np.ix_(order, order)]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -76,7 +107,48 @@ def evaluate_binary(attribute: str, labels: np.ndarray, predictions: np.ndarray)
     accuracy = float(np.mean(labels == predictions)) if len(labels) else math.nan
     return BinaryEvaluation(attribute, CLASS_NAMES[attribute], counts, accuracy,
                             tuple(float(v) for v in precision), tuple(float(v) for v in recall),
-                            predictions, labels)
+                            predictions, labels, rows)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two models' test outcomes on the faces both were evaluated on."""
+
+    n: int                            # faces in common
+    accuracy_a: float
+    accuracy_b: float
+    difference: Interval              # accuracy A - B, paired bootstrap over the common faces
+    mcnemar: McNemarResult
+
+    @property
+    def verdict(self) -> str:
+        """"A better" / "B better" when the interval of the difference excludes 0, else
+        "not distinguishable at this scale" (the protocol's wording)."""
+        if not self.difference.excludes(0.0):
+            return "not distinguishable at this scale"
+        return "A better" if self.difference.estimate > 0 else "B better"
+
+
+def compare_paired(a: BinaryEvaluation, b: BinaryEvaluation, n_resamples: int = 2000,
+                   seed: int = 0) -> PairedComparison:
+    """Compare two evaluations of one attribute on the test faces they share (matched by row):
+    exact McNemar test of the paired correct / incorrect outcomes and a paired-bootstrap 95 %
+    interval of the accuracy difference A - B. ``ValueError`` for different attributes or
+    fewer than 2 common faces."""
+    if a.attribute != b.attribute:
+        raise ValueError(f"cannot pair {a.attribute} with {b.attribute}")
+    common, in_a, in_b = np.intersect1d(a.rows, b.rows, assume_unique=True, return_indices=True)
+    if len(common) < 2:
+        raise ValueError(f"the two evaluations share {len(common)} test faces; pairing needs 2 or more")
+    if not np.array_equal(a.labels[in_a], b.labels[in_b]):
+        raise ValueError("the two evaluations disagree on the labels of the same test rows")
+    correct_a = a.correct[in_a].astype(np.float64)
+    correct_b = b.correct[in_b].astype(np.float64)
+    difference = paired_bootstrap_difference(lambda idx: correct_a[idx].mean(),
+                                             lambda idx: correct_b[idx].mean(), len(common),
+                                             n_resamples=n_resamples, seed=seed)
+    return PairedComparison(len(common), float(correct_a.mean()), float(correct_b.mean()), difference,
+                            mcnemar_test(correct_a.astype(bool), correct_b.astype(bool)))
 
 
 def _pyplot():

@@ -23,18 +23,21 @@ import numpy as np
 from common.checkpoint import configuration_fingerprint, require_same_configuration
 from common.data.mtfl import MTFLAnnotations
 from common.tables import write_run_record, write_tables
-from mtfl_compare.config import ATTRIBUTES, CROPS, ReproduceConfig, describe_reductions
-from mtfl_compare.data import (CroppedFaces, attribute_labels, load_cropped_faces, open_mtfl,
-                               subsample_rows, train_validation_split)
+from mtfl_compare.config import (ATTRIBUTES, ReproduceConfig, describe_reductions, nose_crop,
+                                  transfer_crops)
+from mtfl_compare.data import (CroppedFaces, attribute_labels, crop_signature, load_cropped_faces,
+                               open_mtfl, subsample_rows, train_validation_split)
 from mtfl_compare.evaluate import BinaryEvaluation, evaluate_binary, plot_confusion_matrices, plot_misclassified
-from mtfl_compare.tables import (ATTRIBUTE_TITLES, CROP_SUFFIX, Results, build_tables,
-                                 paper_layout_markdown)
+from mtfl_compare.tables import (ATTRIBUTE_TITLES, CROP_SHORT, Results, build_tables,
+                                 paired_comparisons, paper_layout_markdown)
 from mtfl_compare.tf_runtime import import_tensorflow, seed_tensorflow, tensorflow_devices
 
 if TYPE_CHECKING:
     from mtfl_compare.train import PretrainedWeights
 
 LOGGER = logging.getLogger(__name__)
+#: (attribute, crop) of the approach-2 model whose misclassified test faces Fig. 4 shows.
+FIG4_MODEL = ("smiling", "original")
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
@@ -140,7 +143,7 @@ class _Reproduction:
         self.inception_sessions = {}
         self.timings: dict[str, float] = {}
         self.counts: dict[str, int] = {}
-        self.figure_faces: dict[tuple, np.ndarray] = {}
+        self.fig4_faces: np.ndarray | None = None   # test faces of FIG4_MODEL
 
     # ------------------------------------------------------------------ shared helpers
     @contextlib.contextmanager
@@ -174,6 +177,17 @@ class _Reproduction:
         annotations = self.train_annotations if split == "training" else self.test_annotations
         return attribute_labels(annotations, attribute)[rows]
 
+    # ------------------------------------------------------------------ floors
+    def majority_rule(self, results: Results) -> None:
+        """The floor of every table (REAL_DATA_PROTOCOL): each attribute's training-majority class
+        predicted for every test face."""
+        test_rows = np.arange(len(self.test_annotations))
+        for attribute in ATTRIBUTES:
+            majority = int(np.mean(attribute_labels(self.train_annotations, attribute)) >= 0.5)
+            labels = attribute_labels(self.test_annotations, attribute)
+            results.majority[attribute] = evaluate_binary(
+                attribute, labels, np.full(len(labels), majority), test_rows)
+
     # ------------------------------------------------------------------ approach 1
     def approach_1(self, results: Results) -> None:
         """§3.3 "Bottlenecks computations approach", Table 1."""
@@ -186,11 +200,12 @@ class _Reproduction:
         train_rows = subsample_rows(len(self.train_annotations), config.max_train_images, self.seed)
         test_rows = subsample_rows(len(self.test_annotations), config.max_test_images, self.seed + 1)
         extract = bottleneck_extractor(self.inception(config.input_size), config.extraction_batch_size)
-        for crop in CROPS:
+        for crop in transfer_crops(self.config):
             splits = {}
             for split, annotations, rows in (("training", self.train_annotations, train_rows),
                                              ("testing", self.test_annotations, test_rows)):
-                cache = BottleneckCache.create(self.config.data.cache_dir, annotations.root, crop,
+                cache = BottleneckCache.create(self.config.data.cache_dir, annotations.root,
+                                               crop_signature(crop, self.config.data),
                                                config.input_size, self.pretrained.identifier)
                 splits[split] = cached_bottlenecks(annotations, rows, crop, config.input_size,
                                                    self.config.data, cache, extract,
@@ -210,9 +225,12 @@ class _Reproduction:
                     labels[validation], steps=config.train_steps, batch_size=config.batch_size,
                     eval_every=config.eval_every, checkpoint_every=max(config.eval_every, 500),
                     run_dir=self.runs_dir / "approach1" / f"{attribute}_{crop}", seed=self.seed)
+                val_predictions = np.argmax(predict_logits(model, train.features[validation]), axis=1)
+                results.validation_accuracy[(attribute, crop, 1)] = (
+                    float(np.mean(val_predictions == labels[validation])) if len(validation) else None)
                 predictions = np.argmax(predict_logits(model, test.features), axis=1)
                 results.transfer[(attribute, crop, 1)] = evaluate_binary(
-                    attribute, self.labels("testing", attribute, test.rows), predictions)
+                    attribute, self.labels("testing", attribute, test.rows), predictions, test.rows)
 
     # ------------------------------------------------------------------ approach 2
     def approach_2(self, results: Results) -> None:
@@ -221,7 +239,7 @@ class _Reproduction:
         inception = self.inception(config.input_size)
         train_rows = subsample_rows(len(self.train_annotations), config.max_train_images, self.seed)
         test_rows = subsample_rows(len(self.test_annotations), config.max_test_images, self.seed + 1)
-        for crop in CROPS:
+        for crop in transfer_crops(self.config):
             train = self.faces("training", train_rows, crop, config.input_size)
             test = self.faces("testing", test_rows, crop, config.input_size)
             results.sizes["finetune_train"] = len(train)
@@ -235,26 +253,29 @@ class _Reproduction:
                     train.images[validation], labels[validation], test.images, test_labels)
                 results.finetune_stages[(attribute, crop)] = outcome.stages
                 final = outcome.stages["all_layers" if config.all_layers_steps else "new_layers"]
+                results.validation_accuracy[(attribute, crop, 2)] = final["val_accuracy"]
                 predictions = np.argmax(np.asarray(final["test_probabilities"]), axis=1)
-                evaluation = evaluate_binary(attribute, test_labels, predictions)
+                evaluation = evaluate_binary(attribute, test_labels, predictions, test.rows)
                 results.transfer[(attribute, crop, 2)] = evaluation
-                self.figure_faces[(attribute, crop, 2)] = test.images
+                if (attribute, crop) == FIG4_MODEL:
+                    self.fig4_faces = test.images
 
     # ------------------------------------------------------------------ Cascade CNN / TCDCN
     def _train_cnn(self, family: str, build_model, attribute: str, learning_rate: float,
                    epochs: Sequence[int], input_size: int, batch_size: int,
                    validation_fraction: float, max_train: int | None, max_test: int | None,
                    run_name: str) -> dict[int, tuple[BinaryEvaluation, float]]:
-        """Train one CNN for ``max(epochs)`` epochs (Adam, the paper's code) on the nose crop;
-        evaluate the checkpoint after each entry of ``epochs`` on validation and test."""
+        """Train one CNN for ``max(epochs)`` epochs (Adam, the paper's code) on the nose crop
+        (``--crop``); evaluate the checkpoint after each entry of ``epochs`` on validation and test."""
         from mtfl_compare.train import (predict_logits, restore_snapshot, steps_for_epochs,
                                         train_keras_classifier)
 
         tf = import_tensorflow()
         train_rows = subsample_rows(len(self.train_annotations), max_train, self.seed)
         test_rows = subsample_rows(len(self.test_annotations), max_test, self.seed + 1)
-        train = self.faces("training", train_rows, "nose", input_size)
-        test = self.faces("testing", test_rows, "nose", input_size)
+        crop = nose_crop(self.config)
+        train = self.faces("training", train_rows, crop, input_size)
+        test = self.faces("testing", test_rows, crop, input_size)
         labels = self.labels("training", attribute, train.rows)
         test_labels = self.labels("testing", attribute, test.rows)
         fit, validation = train_validation_split(len(labels), validation_fraction, self.seed)
@@ -274,7 +295,8 @@ class _Reproduction:
             val_accuracy = (float(np.mean(np.argmax(predict_logits(model, train.images[validation]), 1)
                                           == labels[validation])) if len(validation) else float("nan"))
             predictions = np.argmax(predict_logits(model, test.images), axis=1)
-            evaluations[epoch_count] = (evaluate_binary(attribute, test_labels, predictions), val_accuracy)
+            evaluations[epoch_count] = (evaluate_binary(attribute, test_labels, predictions, test.rows),
+                                        val_accuracy)
         return evaluations
 
     def cascade(self, results: Results) -> None:
@@ -313,9 +335,9 @@ class _Reproduction:
         written = []
         for number, attribute in ((3, "smiling"), (4, "gender")):
             panels = [(f"{'1st' if approach == 1 else '2nd'} approach, "
-                       f"{ATTRIBUTE_TITLES[attribute]}{CROP_SUFFIX[crop]}",
+                       f"{ATTRIBUTE_TITLES[attribute]}{CROP_SHORT[crop]}",
                        results.transfer.get((attribute, crop, approach)))
-                      for crop in CROPS for approach in (1, 2)]
+                      for crop in transfer_crops(self.config) for approach in (1, 2)]
             written.append(plot_confusion_matrices(
                 panels, self.out_dir / f"fig_table{number}_confusion.png",
                 f"Table {number} confusion matrices (rows = truth, row-normalised)").name)
@@ -330,10 +352,10 @@ class _Reproduction:
                   for attribute in ATTRIBUTES]
         written.append(plot_confusion_matrices(panels, self.out_dir / "fig_tcdcn_confusion.png",
                                                "TCDCN confusion matrices").name)
-        key = ("smiling", "original", 2)
+        key = (*FIG4_MODEL, 2)
         if key in results.transfer:
             path, shown = plot_misclassified(
-                self.figure_faces[key], results.transfer[key], self.out_dir / "fig4_misclassified_smile.png",
+                self.fig4_faces, results.transfer[key], self.out_dir / "fig4_misclassified_smile.png",
                 "Fig. 4: misclassified test images, smile, 2nd approach (original crop)")
             self.counts["fig4_images_shown"] = shown
             written.append(path.name)
@@ -354,14 +376,15 @@ def reproduce(config: ReproduceConfig, argv: Sequence[str] | None = None) -> Pat
     results = Results(config=config, weights_note=run.pretrained.description,
                       data_notes=_data_notes(config, len(run.train_annotations),
                                                len(run.test_annotations), devices))
-    for stage in (run.approach_1, run.approach_2, run.cascade, run.tcdcn):
+    for stage in (run.majority_rule, run.approach_1, run.approach_2, run.cascade, run.tcdcn):
         with run.timed(stage.__name__):
             stage(results)
     for session in run.inception_sessions.values():
         session.close()
     out_dir = Path(config.out_dir)
     with run.timed("tables_and_figures"):
-        tables = build_tables(results)
+        comparisons = paired_comparisons(results)
+        tables = build_tables(results, comparisons)
         write_tables(tables, out_dir)
         for table in tables:
             for attribute in ATTRIBUTES:
@@ -374,12 +397,20 @@ def reproduce(config: ReproduceConfig, argv: Sequence[str] | None = None) -> Pat
         "cascade": {f"{a}/lr{r:g}/paper_epochs{e}": {**ev.to_json(), "val_accuracy": v}
                     for (a, r, e), (ev, v) in results.cascade.items()},
         "tcdcn": {a: {**ev.to_json(), "val_accuracy": v} for a, (ev, v) in results.tcdcn.items()},
+        "majority_rule": {a: ev.to_json() for a, ev in results.majority.items()},
+        "transfer_val_accuracy": {f"{a}/{c}/approach{n}": v
+                                  for (a, c, n), v in results.validation_accuracy.items()},
+        "paired_comparisons": [{"attribute": attribute, "a": a, "b": b, "n": c.n,
+                                "accuracy_a": c.accuracy_a, "accuracy_b": c.accuracy_b,
+                                "difference": c.difference.as_dict(), "mcnemar": c.mcnemar.as_dict(),
+                                "verdict": c.verdict} for attribute, a, b, c in comparisons],
     }
     (out_dir / "evaluations.json").write_text(json.dumps(evaluations, indent=1) + "\n")
     run.timings["total_wall_seconds"] = round(time.time() - started, 2)
     run.timings["total_cpu_seconds"] = round(time.process_time(), 2)
     write_run_record(out_dir, argv, config, start_time=started, extra={
         "pretrained_weights": run.pretrained.description, "pretrained_record": run.pretrained.record,
+        "pretrained_identifier": run.pretrained.identifier,
         "tensorflow_devices": devices,
         "training_rows": len(run.train_annotations), "test_rows": len(run.test_annotations),
         "sizes": results.sizes, "counts": run.counts, "timings_seconds": run.timings,

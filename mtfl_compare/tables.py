@@ -3,16 +3,24 @@
 Paper numbers are constants here (percent, as printed; table and row cited). Our numbers are
 percentages computed by ``mtfl_compare.evaluate``; a value that is undefined (e.g. precision of a
 class the model never predicts) or was not run is an ``"n/a: <reason>"`` cell.
+
+Every accuracy has its 95 % Wilson interval beside it (the paper's too, computed from its
+accuracy on the 2,995 AFLW test faces); ``paired_comparisons`` compares models on the same test
+faces (McNemar, paired bootstrap); ``table_crop_comparison`` sets the crops side by side.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from common.metrics.intervals import wilson_interval
 from common.tables import Table, na
-from mtfl_compare.config import ATTRIBUTES, ReproduceConfig, describe_reductions
+from mtfl_compare.config import (ATTRIBUTES, ReproduceConfig, describe_reductions, nose_crop,
+                                 transfer_crops)
 from mtfl_compare.data import CLASS_NAMES
-from mtfl_compare.evaluate import BinaryEvaluation
+from mtfl_compare.evaluate import BinaryEvaluation, PairedComparison, compare_paired
 
 
 #: Test-set (AFLW, MTFL's ``testing.txt``) class counts in the tables' class order:
@@ -91,7 +99,16 @@ PAPER_TABLE_5: dict[tuple[str, float, int], tuple[float, float, float]] = {
 PAPER_TCDCN = {"smiling": {"test_accuracy": 72.5, "val_accuracy": 86.0}}
 
 ATTRIBUTE_TITLES = {"smiling": "Smile", "gender": "Gender"}
-CROP_SUFFIX = {"original": "", "nose": "*"}
+#: Row-label suffix of the crops in Tables 3-4 (``*`` = nose-centred, as in the paper).
+CROP_SUFFIX = {"original": "", "nose": "*", "nose_inter_ocular": "*"}
+#: Short crop labels for figure panels.
+CROP_SHORT = {"original": "", "nose": "*", "nose_inter_ocular": "* inter-ocular box"}
+#: The crops in words (crop table, comparisons).
+CROP_TITLES = {"original": "original crop (2.5 x landmark extent)",
+               "nose": "nose crop, fixed 150-px box (§3.1)",
+               "nose_inter_ocular": "nose crop, inter-ocular box"}
+#: The paper's test set size (AFLW, MTFL testing.txt): the n of its accuracies' intervals.
+AFLW_TEST_FACES = 2995
 
 
 @dataclass
@@ -107,6 +124,10 @@ class Results:
     cascade_epochs: dict[int, int] = field(default_factory=dict)   # paper epochs -> ours
     tcdcn: dict[str, tuple[BinaryEvaluation, float]] = field(default_factory=dict)
     sizes: dict[str, str] = field(default_factory=dict)
+    #: (attribute, crop, approach) -> validation accuracy of the InceptionV3 models (None: no split)
+    validation_accuracy: dict[tuple[str, str, int], float | None] = field(default_factory=dict)
+    #: attribute -> the training-majority class predicted for every test face (the floor)
+    majority: dict[str, BinaryEvaluation] = field(default_factory=dict)
 
 
 def _notes(results: Results, *sections: str) -> list[str]:
@@ -151,23 +172,57 @@ def _binary_cells(result: BinaryEvaluation | PaperBinaryResult | None, reason: s
             *(_pct(v, absent) for v in matrix.reshape(-1))]
 
 
+def _interval_cells(evaluation: BinaryEvaluation | None, reason: str) -> list:
+    """Accuracy's 95 % Wilson interval [low, high] in % and the number of test faces, or n/a."""
+    if evaluation is None:
+        return [na(reason)] * 3
+    if evaluation.n == 0:
+        return [na("empty test set")] * 2 + [0]
+    interval = evaluation.accuracy_interval()
+    return [round(100 * interval.low, 2), round(100 * interval.high, 2), evaluation.n]
+
+
+def paper_interval_cells(accuracy_percent: float) -> list:
+    """The 95 % Wilson interval [low, high] (%) of a paper accuracy on the 2,995 AFLW test faces
+    (the correct count rounded from the printed percentage), and that n."""
+    interval = wilson_interval(round(accuracy_percent / 100 * AFLW_TEST_FACES), AFLW_TEST_FACES)
+    return [round(100 * interval.low, 2), round(100 * interval.high, 2), AFLW_TEST_FACES]
+
+
+def _not_run(results: Results) -> str:
+    return f"not run at scale '{results.config.scale}'"
+
+
 def table_3_or_4(results: Results, attribute: str, number: int) -> Table:
-    """Table 3 (smile) or 4 (gender): both approaches, plain and nose-cropped (``*``) inputs;
-    one row per input and source (ours, paper, difference). The paper's block layout is
-    rendered by :func:`paper_layout_markdown`."""
-    columns = ["Input"] + _binary_columns(attribute, "1st") + _binary_columns(attribute, "2nd")
+    """Table 3 (smile) or 4 (gender): both approaches, plain and nose-cropped (``*``, the box of
+    ``--crop``) inputs; one row per input and source (ours, paper, difference), each accuracy
+    with its 95 % Wilson interval and number of test faces in the last columns. The paper's
+    block layout is rendered by :func:`paper_layout_markdown`."""
+    interval_columns = [f"{approach}: {name}" for approach in ("1st", "2nd")
+                        for name in ("accuracy 95% CI low", "accuracy 95% CI high", "test faces")]
+    columns = (["Input"] + _binary_columns(attribute, "1st") + _binary_columns(attribute, "2nd")
+               + interval_columns)
     rows = []
-    for crop in ("original", "nose"):
+    nose = nose_crop(results.config)
+    for crop, paper_crop in (("original", "original"), (nose, "nose")):
         label = ATTRIBUTE_TITLES[attribute] + CROP_SUFFIX[crop]
-        ours = [cell for approach in (1, 2)
-                for cell in _binary_cells(results.transfer.get((attribute, crop, approach)),
-                                          f"not run at scale '{results.config.scale}'")]
-        paper = [cell for approach in (1, 2)
-                 for cell in _binary_cells(PAPER_TABLES_3_4[(attribute, crop, approach)], "")]
+        evaluations = [results.transfer.get((attribute, crop, approach)) for approach in (1, 2)]
+        papers = [PAPER_TABLES_3_4[(attribute, paper_crop, approach)] for approach in (1, 2)]
+        ours = [cell for evaluation in evaluations
+                for cell in _binary_cells(evaluation, _not_run(results))]
+        paper = [cell for result in papers for cell in _binary_cells(result, "")]
         delta = [round(a - b, 2) if isinstance(a, float) else na("no value of ours")
                  for a, b in zip(ours, paper)]
-        rows += [[f"{label} (ours)", *ours], [f"{label} (paper)", *paper],
-                 [f"{label} (ours - paper)", *delta]]
+        ours_intervals = [cell for evaluation in evaluations
+                          for cell in _interval_cells(evaluation, _not_run(results))]
+        paper_intervals = [cell for result in papers for cell in paper_interval_cells(result.accuracy)]
+        rows += [[f"{label} (ours)", *ours, *ours_intervals],
+                 [f"{label} (paper)", *paper, *paper_intervals],
+                 [f"{label} (ours - paper)", *delta,
+                  *[na("the intervals are in the ours and paper rows")] * 6]]
+    box_note = ("* = nose-centred crop with the fixed 150-pixel box of §3.1." if nose == "nose" else
+                "* = OUR nose-centred crop with its box scaled by the eye distance (--crop "
+                "inter-ocular); the paper's * rows used the fixed 150-pixel box.")
     return Table(
         name=f"table{number}_{attribute}",
         title=(f"Table {number}: test-set results of both InceptionV3 approaches for the "
@@ -175,9 +230,11 @@ def table_3_or_4(results: Results, attribute: str, number: int) -> Table:
                f"(* = nose-centred crop, §3.1); CM = confusion matrix, true->predicted, "
                f"row-normalised"),
         columns=columns, rows=rows, float_format=format_number,
-        notes=[results.weights_note, *_notes(results, "bottleneck", "finetune"),
+        notes=[results.weights_note, *_notes(results, "bottleneck", "finetune"), box_note,
                "1st approach = retrained softmax on cached 2048-d bottlenecks (Table 1); 2nd "
                "approach = tf-slim fine-tuning, reported after step 4 (all layers) of Table 2.",
+               "95% CI: Wilson score interval of the accuracy over the test faces; for the paper, "
+               f"of its printed accuracy on its {AFLW_TEST_FACES} AFLW test faces.",
                f"Paper rows: Table {number} of Canal Garcia et al., each number under its "
                "meaning: the paper's row printed \"Precision\" is the per-class recall and its "
                "row printed \"Recall\" the precision (they give its accuracies from the AFLW "
@@ -218,9 +275,10 @@ def paper_layout_markdown(table: Table, attribute: str) -> str:
 
 
 def _test_and_validation_cells(evaluation, val_accuracy: float | None) -> list:
-    """Test accuracy, positive-class precision and recall, validation accuracy (%), each an
-    ``n/a`` with its reason where undefined: the "ours" cells of Table 5 and the TCDCN table."""
-    return [_pct(evaluation.accuracy, "empty test set"),
+    """Test accuracy with its 95 % Wilson interval and number of test faces, positive-class
+    precision and recall, validation accuracy (%), each an ``n/a`` with its reason where
+    undefined: the "ours" cells of Table 5 and the TCDCN table."""
+    return [_pct(evaluation.accuracy, "empty test set"), *_interval_cells(evaluation, ""),
             _pct(evaluation.positive_precision, "class never predicted"),
             _pct(evaluation.positive_recall, "class absent"),
             _pct(val_accuracy, "no validation split")]
@@ -229,7 +287,8 @@ def _test_and_validation_cells(evaluation, val_accuracy: float | None) -> list:
 def table_5(results: Results) -> Table:
     """Table 5: Cascade CNN, learning rate x epochs, for both attributes (test set)."""
     columns = ["Attribute, learning rate, epochs (paper)", "Learning rate", "Epochs (paper)",
-               "Epochs (ours)", "Accuracy", "Precision", "Recall", "Val. accuracy",
+               "Epochs (ours)", "Accuracy", "Accuracy 95% CI low", "Accuracy 95% CI high",
+               "Test faces", "Precision", "Recall", "Val. accuracy",
                "Paper accuracy", "Paper precision", "Paper recall", "Δ accuracy"]
     rows = []
     not_run = na(f"not run at scale '{results.config.scale}'")
@@ -239,7 +298,7 @@ def table_5(results: Results) -> Table:
                 continue
             entry = results.cascade.get((attribute, rate, epochs))
             if entry is None:
-                ours, delta = [not_run] * 4, not_run
+                ours, delta = [not_run] * 7, not_run
             else:
                 evaluation, val_accuracy = entry
                 ours = _test_and_validation_cells(evaluation, val_accuracy)
@@ -258,12 +317,14 @@ def table_5(results: Results) -> Table:
                "README); the paper columns here hold them under their meaning.",
                "The shorter schedule of each learning rate is the longer run's checkpoint after "
                "that many epochs (same seed, constant learning rate, so it equals a separate run).",
-               "Input: nose-centred crop (§3.1); 80/20 train/validation split of training.txt (§3.4)."])
+               f"Input: {CROP_TITLES[nose_crop(results.config)]}; 80/20 train/validation split of "
+               "training.txt (§3.4). 95% CI: Wilson interval of the accuracy."])
 
 
 def table_tcdcn(results: Results) -> Table:
     """§4.2 "TCDCN implementation" (no table in the paper): smile (and gender, added here)."""
     columns = ["Attribute", "Learning rate", "Epochs (paper)", "Epochs (ours)", "Test accuracy",
+               "Test accuracy 95% CI low", "Test accuracy 95% CI high", "Test faces",
                "Precision", "Recall", "Val. accuracy", "Paper test accuracy",
                "Paper val. accuracy", "Δ test accuracy"]
     config = results.config.tcdcn
@@ -275,7 +336,7 @@ def table_tcdcn(results: Results) -> Table:
         paper_cells = ([paper["test_accuracy"], paper["val_accuracy"]] if paper
                        else [na("the paper ran TCDCN on smile only")] * 2)
         if entry is None:
-            ours, delta = [not_run] * 4, not_run
+            ours, delta = [not_run] * 7, not_run
         else:
             evaluation, val_accuracy = entry
             ours = _test_and_validation_cells(evaluation, val_accuracy)
@@ -286,8 +347,9 @@ def table_tcdcn(results: Results) -> Table:
     return Table(name="table_tcdcn", title="TCDCN (§4.2) on the test set, %", columns=columns,
                  rows=rows, float_format=format_number,
                  notes=[*_notes(results, "tcdcn"),
-                        "Precision / recall of the positive class (S, M). Input: nose-centred "
-                        f"crop resized to {config.input_size}x{config.input_size}."])
+                        "Precision / recall of the positive class (S, M). Input: "
+                        f"{CROP_TITLES[nose_crop(results.config)]} resized to "
+                        f"{config.input_size}x{config.input_size}. 95% CI: Wilson interval."])
 
 
 def table_1(results: Results) -> Table:
@@ -324,7 +386,7 @@ def table_2(results: Results) -> Table:
              results.sizes.get("finetune_train", not_run)],
             ["Test images", 2995, results.sizes.get("finetune_test", not_run)]]
     for (attribute, crop), stages in sorted(results.finetune_stages.items()):
-        label = ATTRIBUTE_TITLES[attribute] + CROP_SUFFIX[crop]
+        label = f"{ATTRIBUTE_TITLES[attribute]}, {CROP_TITLES[crop]}"
         for stage, steps in (("new_layers", "steps 2-3"), ("all_layers", "steps 5-6")):
             record = stages.get(stage)
             for split in ("val", "test"):
@@ -337,32 +399,170 @@ def table_2(results: Results) -> Table:
                  notes=[results.weights_note, *results.data_notes])
 
 
+def transfer_model_name(crop: str, approach: int) -> str:
+    return f"InceptionV3 approach {approach}, {CROP_TITLES[crop]}"
+
+
 def table_summary(results: Results) -> Table:
-    """Every model's test accuracy next to the paper's, with the difference."""
+    """Every model's test accuracy with its 95 % Wilson interval next to the paper's, with the
+    difference; the majority rule (each attribute's training-majority class for every test face)
+    first, as the floor."""
     rows = []
+
+    def row(name: str, evaluation: BinaryEvaluation, paper: float | str) -> list:
+        ours = _pct(evaluation.accuracy, "empty test set")
+        if isinstance(paper, str):
+            return [name, ours, *_interval_cells(evaluation, ""), paper, *[paper] * 3]
+        return [name, ours, *_interval_cells(evaluation, ""), paper, *paper_interval_cells(paper)[:2],
+                round(100 * evaluation.accuracy - paper, 2)]
+
+    for attribute, evaluation in sorted(results.majority.items()):
+        majority = evaluation.class_names[int(np.argmax(evaluation.counts.sum(axis=0)))]
+        rows.append(row(f"Majority rule ({majority}, the training majority), {ATTRIBUTE_TITLES[attribute]}",
+                        evaluation, na("the paper gives no floor")))
+    chosen_nose = nose_crop(results.config)
     for (attribute, crop, approach), evaluation in sorted(results.transfer.items()):
-        paper = PAPER_TABLES_3_4[(attribute, crop, approach)].accuracy
-        rows.append([f"InceptionV3 approach {approach}, {ATTRIBUTE_TITLES[attribute]}{CROP_SUFFIX[crop]}",
-                     _pct(evaluation.accuracy, "empty test set"), paper,
-                     round(100 * evaluation.accuracy - paper, 2)])
+        label = f"InceptionV3 approach {approach}, {ATTRIBUTE_TITLES[attribute]}{CROP_SUFFIX[crop]}"
+        if crop in ("original", chosen_nose):   # the rows of Tables 3-4
+            paper = PAPER_TABLES_3_4[(attribute, "original" if crop == "original" else "nose",
+                                      approach)].accuracy
+        else:                                   # the other nose box (crop comparison)
+            label += " (inter-ocular box)" if crop == "nose_inter_ocular" else " (fixed box)"
+            paper = na("the paper's * rows are the box of --crop only")
+        rows.append(row(label, evaluation, paper))
     for (attribute, rate, epochs), (evaluation, _) in sorted(results.cascade.items()):
-        paper = PAPER_TABLE_5[(attribute, rate, epochs)][0]
-        rows.append([f"Cascade CNN, {ATTRIBUTE_TITLES[attribute]}, lr {rate:g}, {epochs} epochs "
-                     f"(ours {results.cascade_epochs.get(epochs)})",
-                     _pct(evaluation.accuracy, "empty test set"), paper,
-                     round(100 * evaluation.accuracy - paper, 2)])
+        rows.append(row(f"Cascade CNN, {ATTRIBUTE_TITLES[attribute]}, lr {rate:g}, {epochs} epochs "
+                        f"(ours {results.cascade_epochs.get(epochs)})", evaluation,
+                        PAPER_TABLE_5[(attribute, rate, epochs)][0]))
     for attribute, (evaluation, _) in sorted(results.tcdcn.items()):
         paper = PAPER_TCDCN.get(attribute)
-        rows.append([f"TCDCN, {ATTRIBUTE_TITLES[attribute]}", _pct(evaluation.accuracy, "empty test set"),
-                     paper["test_accuracy"] if paper else na("the paper ran TCDCN on smile only"),
-                     round(100 * evaluation.accuracy - paper["test_accuracy"], 2) if paper
-                     else na("no paper number")])
+        rows.append(row(f"TCDCN, {ATTRIBUTE_TITLES[attribute]}", evaluation,
+                        paper["test_accuracy"] if paper else na("the paper ran TCDCN on smile only")))
     return Table(name="summary_accuracy", title="Test accuracy of every model, ours vs the paper, %",
-                 columns=["Model, attribute", "Ours", "Paper", "Δ (ours - paper)"], rows=rows,
-                 float_format=format_number, notes=[results.weights_note, *_notes(results)])
+                 columns=["Model, attribute", "Ours", "Ours 95% CI low", "Ours 95% CI high",
+                          "Test faces", "Paper", "Paper 95% CI low", "Paper 95% CI high",
+                          "Δ (ours - paper)"], rows=rows,
+                 float_format=format_number,
+                 notes=[results.weights_note, *_notes(results),
+                        f"* = nose-centred crop, {CROP_TITLES[chosen_nose]} (--crop); the paper's * "
+                        "rows used the fixed 150-px box.",
+                        "95% CI: Wilson score interval; the paper's from its printed accuracy on "
+                        f"its {AFLW_TEST_FACES} AFLW test faces. Paired comparisons of our models: "
+                        "paired_comparisons.md."])
 
 
-def build_tables(results: Results) -> list[Table]:
+def table_crop_comparison(results: Results) -> Table:
+    """The crops side by side (issue #20): one row per attribute, crop and InceptionV3 approach,
+    test accuracy with its 95 % Wilson interval and the validation accuracy. The paired tests
+    between the fixed and the inter-ocular nose box are in :func:`table_paired_comparisons`."""
+    rows = []
+    for attribute in ATTRIBUTES:
+        for crop in CROP_TITLES:
+            for approach in (1, 2):
+                evaluation = results.transfer.get((attribute, crop, approach))
+                reason = (_not_run(results) if crop in transfer_crops(results.config) else
+                          "the other nose box is trained only with compare_nose_boxes (scales cpu, smoke)")
+                validation = results.validation_accuracy.get((attribute, crop, approach))
+                rows.append([f"{ATTRIBUTE_TITLES[attribute]}, {transfer_model_name(crop, approach)}",
+                             _pct(evaluation.accuracy, "empty test set") if evaluation else na(reason),
+                             *_interval_cells(evaluation, reason),
+                             _pct(validation, "no validation split") if evaluation else na(reason)])
+    data = results.config.data
+    return Table(name="table_crop_comparison",
+                 title="InceptionV3 test accuracy by crop and approach, % (95% Wilson interval)",
+                 columns=["Attribute, model", "Accuracy", "Accuracy 95% CI low",
+                          "Accuracy 95% CI high", "Test faces", "Val. accuracy"],
+                 rows=rows, float_format=format_number,
+                 notes=[results.weights_note, *_notes(results, "bottleneck", "finetune"),
+                        f"Fixed box: {data.crop_box} pixels of every image around the nose (§3.1). "
+                        f"Inter-ocular box: {data.inter_ocular_box_ratio:.3g} x the distance between "
+                        f"the eye landmarks around the nose (median AFLW test face: the fixed "
+                        f"box), so LFW (median eye distance 41 px), Net (85 px) and AFLW (45 px) "
+                        f"faces get one zoom. Original: {data.face_box_scale:g} x the landmarks' "
+                        "extent around their centre. Where a box leaves the image it is black.",
+                        "Tables 3-4 and the CNNs use the nose box of --crop "
+                        f"({data.nose_box})."])
+
+
+def _best_cascade(results: Results, attribute: str) -> tuple[str, BinaryEvaluation] | None:
+    """The Cascade CNN run of ``attribute`` with the best validation accuracy (first on ties)."""
+    entries = [(key, evaluation, validation) for key, (evaluation, validation) in results.cascade.items()
+               if key[0] == attribute]
+    if not entries:
+        return None
+    (_, rate, epochs), evaluation, _ = max(
+        entries, key=lambda entry: -1.0 if math.isnan(entry[2]) else entry[2])
+    return (f"Cascade CNN (lr {rate:g}, paper's {epochs} epochs = our "
+            f"{results.cascade_epochs.get(epochs)}; best validation accuracy)", evaluation)
+
+
+def paired_comparisons(results: Results) -> list[tuple[str, str, str, PairedComparison]]:
+    """``(attribute, model A, model B, comparison)`` on the test faces both models saw: approach
+    1 vs 2 on each crop; on the nose crop of ``--crop`` every pair of approach 1, approach 2, the
+    Cascade CNN with the best validation accuracy and TCDCN; fixed vs inter-ocular nose box for
+    each approach."""
+    comparisons = []
+    for attribute in ATTRIBUTES:
+        models: dict[str, BinaryEvaluation] = {}
+        pairs = []
+        for crop in transfer_crops(results.config):
+            names = [transfer_model_name(crop, approach) for approach in (1, 2)]
+            for approach, name in zip((1, 2), names):
+                if (attribute, crop, approach) in results.transfer:
+                    models[name] = results.transfer[(attribute, crop, approach)]
+            pairs.append(tuple(names))
+        nose = nose_crop(results.config)
+        nose_models = [transfer_model_name(nose, 1), transfer_model_name(nose, 2)]
+        cascade = _best_cascade(results, attribute)
+        if cascade:
+            models[cascade[0]] = cascade[1]
+            nose_models.append(cascade[0])
+        if attribute in results.tcdcn:
+            models["TCDCN"] = results.tcdcn[attribute][0]
+            nose_models.append("TCDCN")
+        pairs += [(a, b) for index, a in enumerate(nose_models) for b in nose_models[index + 1:]
+                  if (a, b) not in pairs]
+        for approach in (1, 2):
+            pairs.append(tuple(transfer_model_name(crop, approach) for crop in ("nose", "nose_inter_ocular")))
+        for a, b in pairs:
+            if a in models and b in models:
+                comparisons.append((attribute, a, b, compare_paired(models[a], models[b])))
+    return comparisons
+
+
+#: The verdict column of ``paired_comparisons`` as numbers (table cells are numbers or n/a).
+VERDICT_CODES = {"A better": 1, "B better": -1, "not distinguishable at this scale": 0}
+
+
+def table_paired_comparisons(results: Results, comparisons) -> Table:
+    """:func:`paired_comparisons` as a table: accuracy difference with its paired-bootstrap 95 %
+    interval and the exact McNemar test."""
+    rows = [[f"{ATTRIBUTE_TITLES[attribute]}: A = {a} | B = {b}", comparison.n,
+             round(100 * comparison.accuracy_a, 2), round(100 * comparison.accuracy_b, 2),
+             round(100 * comparison.difference.estimate, 2), round(100 * comparison.difference.low, 2),
+             round(100 * comparison.difference.high, 2), comparison.mcnemar.a_only,
+             comparison.mcnemar.b_only, comparison.mcnemar.p_value, VERDICT_CODES[comparison.verdict]]
+            for attribute, a, b, comparison in comparisons]
+    return Table(name="paired_comparisons",
+                 title="Models compared on the same test faces: accuracy difference A - B (points) "
+                       "and McNemar's test",
+                 columns=["Attribute: models", "Test faces", "Accuracy A",
+                          "Accuracy B", "Δ A - B", "Δ 95% CI low", "Δ 95% CI high",
+                          "A right, B wrong", "B right, A wrong", "McNemar p",
+                          "Verdict (1 A better, -1 B better, 0 not distinguishable)"],
+                 rows=rows, float_format=format_number,
+                 notes=[*_notes(results),
+                        "Δ 95% CI: paired bootstrap over the common test faces (2,000 resamples, "
+                        "percentile); McNemar: exact two-sided binomial test on the faces exactly "
+                        "one model got right. Verdict: a model is better only when the interval "
+                        "excludes 0.",
+                        "CNNs and the nose-crop InceptionV3 models see the nose crop of --crop "
+                        f"({results.config.data.nose_box} box)."])
+
+
+def build_tables(results: Results, comparisons) -> list[Table]:
+    """Every table; ``comparisons`` from :func:`paired_comparisons`."""
     return [table_1(results), table_2(results), table_3_or_4(results, "smiling", 3),
             table_3_or_4(results, "gender", 4), table_5(results), table_tcdcn(results),
-            table_summary(results)]
+            table_summary(results), table_crop_comparison(results),
+            table_paired_comparisons(results, comparisons)]

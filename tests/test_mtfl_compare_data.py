@@ -120,7 +120,7 @@ def test_metrics_match_scikit_learn_in_table_class_order(rng):
     labels = rng.integers(0, 2, 200)
     predictions = np.where(rng.random(200) < 0.7, labels, 1 - labels)
     for attribute, order in (("smiling", [1, 0]), ("gender", [0, 1])):
-        evaluation = evaluate_binary(attribute, labels, predictions)
+        evaluation = evaluate_binary(attribute, labels, predictions, np.arange(200))
         precision, recall, _, _ = precision_recall_fscore_support(labels, predictions, labels=order)
         np.testing.assert_allclose(evaluation.precision, precision)
         np.testing.assert_allclose(evaluation.recall, recall)
@@ -131,7 +131,7 @@ def test_metrics_match_scikit_learn_in_table_class_order(rng):
 
 
 def test_never_predicted_class_gives_nan_precision_not_an_error():
-    evaluation = evaluate_binary("smiling", np.array([1, 0, 1, 0]), np.array([0, 0, 0, 0]))
+    evaluation = evaluate_binary("smiling", np.array([1, 0, 1, 0]), np.array([0, 0, 0, 0]), np.arange(4))
     assert np.isnan(evaluation.class_metric("precision", "S"))
     assert evaluation.class_metric("recall", "S") == 0.0
 
@@ -140,7 +140,7 @@ def test_tables_3_and_5_hold_ours_beside_the_paper_numbers():
     config = config_for_scale("smoke")
     results = Results(config=config, weights_note="weights", data_notes=["data"])
     results.transfer[("smiling", "original", 1)] = evaluate_binary(
-        "smiling", np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]))
+        "smiling", np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]), np.arange(4))
     table = table_3_or_4(results, "smiling", 3)
     assert malformed_cells(table.name, table) == []                # numbers or "n/a: reason"
     assert len({row[0] for row in table.rows}) == len(table.rows)  # unique row labels
