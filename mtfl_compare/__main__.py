@@ -2,6 +2,8 @@
 tf-slim fine-tuning) vs Cascade CNN and TCDCN for gender and smile on MTFL.
 
   python -m mtfl_compare reproduce [--scale smoke|cpu|paper] [--data-root DIR] [--crop fixed|inter-ocular] [--out DIR]
+  python -m mtfl_compare export --run OUT [--out MODEL_DIR]
+  python -m mtfl_compare predict IMAGES_OR_FOLDER... --out CSV [--checkpoint MODEL_DIR]
 """
 from __future__ import annotations
 
@@ -43,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
                            help="nose-centred box of the * rows and of Cascade CNN / TCDCN: fixed "
                                 "(the paper's 150 px of every image) or inter-ocular (scaled by the eye "
                                 "distance, so every face has the same zoom)")
+    export = commands.add_parser("export", help="write the shippable model of a reproduction (approach 1, "
+                                                "chosen on validation; TF checkpoint, ~40 KB)")
+    export.add_argument("--run", required=True, help="the --out folder of a finished reproduction")
+    export.add_argument("--out", default=None, help="model folder (default: the shipped model's place, "
+                                                    "mtfl_compare/pretrained/...)")
+    predict = commands.add_parser("predict", help="smile and gender probabilities of your images (CSV)")
+    predict.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    predict.add_argument("--out", required=True, help="CSV to write")
+    predict.add_argument("--checkpoint", default=None,
+                         help="a model folder written by export (default: the shipped model)")
+    predict.add_argument("--cache-dir", default=None,
+                         help="where the converted ImageNet InceptionV3 is kept "
+                              "(default results/.cache/mtfl_compare)")
+    predict.add_argument("--batch-size", type=int, default=32)
     return parser
 
 
@@ -51,6 +67,30 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # TF's per-dataset "Sharding callback" chatter
+    if args.command == "export":
+        from mtfl_compare.export import SHIPPED_MODEL, ExportError, export_model
+
+        try:
+            out = export_model(args.run, args.out or SHIPPED_MODEL)
+        except ExportError as error:
+            print(f"export: {error}", file=sys.stderr)
+            return 2
+        size = sum(path.stat().st_size for path in out.iterdir())
+        print(f"wrote {out} ({size / 1024:.0f} KB)")
+        return 0
+    if args.command == "predict":
+        from mtfl_compare.export import ExportError
+        from mtfl_compare.predict import predict
+
+        try:
+            outcome = predict(args.inputs, args.out, args.checkpoint, args.cache_dir, args.batch_size)
+        except (FileNotFoundError, ExportError) as error:
+            print(f"predict: {error}", file=sys.stderr)
+            return 2
+        skipped = (f"; skipped {len(outcome.unreadable)} unreadable: "
+                   + ", ".join(str(path) for path in outcome.unreadable[:20])) if outcome.unreadable else ""
+        print(f"wrote {outcome.csv_path} ({outcome.n_predicted} images){skipped}")
+        return 0
     config = config_for_scale(args.scale)
     config.data.nose_box = args.crop
     config.out_dir = args.out

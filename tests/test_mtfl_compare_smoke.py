@@ -74,3 +74,50 @@ def test_inception_transfer_learns_the_synthetic_smile_above_the_majority_rule(e
     evaluation = evaluations["transfer"]["smiling/original/approach1"]
     assert evaluation["n"] >= 32
     assert evaluation["accuracy"] > _majority_rate(evaluation) + 0.05, evaluation
+
+
+def test_exported_model_predicts_the_test_faces_as_the_reproduction_did(smoke_dir, tmp_path):
+    """export -> predict on the reproduction's own test crops, saved as PNG: predict's centre
+    square of a square crop is that crop, so its decisions must give the reproduction's
+    confusion counts (to within one face per cell: the bottlenecks run in other batches). An
+    unreadable file is skipped and named."""
+    export_and_predict_like_the_reproduction(smoke_dir, tmp_path)
+
+
+def export_and_predict_like_the_reproduction(run_dir, work_dir):
+    import csv
+
+    from PIL import Image
+
+    from mtfl_compare.__main__ import main
+    from mtfl_compare.config import DataConfig
+    from mtfl_compare.data import attribute_labels, load_face, open_mtfl
+    from mtfl_compare.predict import PROBABILITY_COLUMNS, predict
+
+    model_dir = work_dir / "model"
+    assert main(["export", "--run", str(run_dir), "--out", str(model_dir)]) == 0
+    assert sum(path.stat().st_size for path in model_dir.iterdir()) < 200_000
+    description = json.loads((model_dir / "model.json").read_text())
+    run = json.loads((run_dir / "run.json").read_text())
+    evaluations = json.loads((run_dir / "evaluations.json").read_text())
+    data = DataConfig(**run["config"]["data"])
+    _, test = open_mtfl(data, run["config"]["seed"])
+    for attribute, entry in description["attributes"].items():
+        folder = work_dir / attribute
+        folder.mkdir()
+        for row, path in enumerate(test.image_paths):
+            face = load_face(path, test.landmarks[row], entry["crop"], data.crop_box, data)
+            Image.fromarray(face).save(folder / f"{row:05d}.png")
+        (folder / "zz_broken.jpg").write_bytes(b"not an image")
+        outcome = predict([folder], work_dir / f"{attribute}.csv", checkpoint=model_dir,
+                          cache_dir=data.cache_dir, progress=False)
+        assert [path.name for path in outcome.unreadable] == ["zz_broken.jpg"]
+        with open(outcome.csv_path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == len(test) and all(row["crop"].startswith("centre square") for row in rows)
+        predicted = np.array([float(row[PROBABILITY_COLUMNS[attribute]]) >= 0.5 for row in rows], int)
+        labels = attribute_labels(test, attribute)[[int(row["image"][:5]) for row in rows]]
+        recorded = np.asarray(evaluations["transfer"][f"{attribute}/{entry['crop']}/approach1"]["counts"])
+        order = [1, 0] if attribute == "smiling" else [0, 1]      # the tables' class order
+        counts = np.array([[np.sum((labels == t) & (predicted == p)) for p in order] for t in order])
+        assert np.abs(counts - recorded).max() <= 1, (attribute, counts, recorded)
