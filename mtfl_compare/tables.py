@@ -372,31 +372,45 @@ def table_1(results: Results) -> Table:
 
 
 def table_2(results: Results) -> Table:
-    """Table 2 (fine-tuning protocol) with the validation / test accuracy after steps 1 and 4."""
+    """Table 2 (fine-tuning protocol) with the validation / test accuracy after steps 1 and 4,
+    each with its 95 % Wilson interval."""
     ours = results.config.finetune
     not_run = na(f"not run at scale '{results.config.scale}'")
+    not_a_proportion = [na("not an accuracy")] * 2
     rows = [["Step 1: learning rate (new layers, RMSprop)", 0.01, ours.new_layers_learning_rate],
             ["Step 1: steps", 1000, ours.new_layers_steps],
             ["Step 4: learning rate (all layers, RMSprop)", 0.001, ours.all_layers_learning_rate],
             ["Step 4: steps", 500, ours.all_layers_steps],
             ["Batch size", 100, ours.batch_size],
             ["Weight decay", 4e-5, ours.weight_decay],
+            ["Batch norm on batch statistics while training (1 = yes, 0 = frozen)", 1,
+             int(ours.batch_norm_training)],
             ["Input size (pixels)", 299, ours.input_size],
             ["Training images (before the validation split)", 10000,
              results.sizes.get("finetune_train", not_run)],
             ["Test images", 2995, results.sizes.get("finetune_test", not_run)]]
+    rows = [row + not_a_proportion for row in rows]
     for (attribute, crop), stages in sorted(results.finetune_stages.items()):
         label = f"{ATTRIBUTE_TITLES[attribute]}, {CROP_TITLES[crop]}"
         for stage, steps in (("new_layers", "steps 2-3"), ("all_layers", "steps 5-6")):
             record = stages.get(stage)
             for split in ("val", "test"):
                 value = record.get(f"{split}_accuracy") if record else None
+                if value is None:
+                    interval = [na("no accuracy")] * 2
+                else:
+                    n = len(record[f"{split}_probabilities"])
+                    bounds = wilson_interval(round(value * n), n)
+                    interval = [round(100 * bounds.low, 2), round(100 * bounds.high, 2)]
                 rows.append([f"{label}: {split} accuracy after {steps} (%)",
-                             na("not reported in the paper"), _pct(value, not_run[len("n/a: "):])])
+                             na("not reported in the paper"), _pct(value, not_run[len("n/a: "):]),
+                             *interval])
     return Table(name="table2_finetune_protocol",
                  title="Table 2: the complete fine-tuning approach (tf-slim), parameters and stages",
-                 columns=["Parameter", "Paper", "This run"], rows=rows, float_format=format_number,
-                 notes=[results.weights_note, *results.data_notes])
+                 columns=["Parameter", "Paper", "This run", "This run 95% CI low",
+                          "This run 95% CI high"], rows=rows, float_format=format_number,
+                 notes=[results.weights_note, *results.data_notes,
+                        "95% CI: Wilson interval of the accuracy over the validation / test faces."])
 
 
 def transfer_model_name(crop: str, approach: int) -> str:

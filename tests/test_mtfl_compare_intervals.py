@@ -82,6 +82,10 @@ def fake_results(rng, scale="cpu") -> Results:
         results.tcdcn[attribute] = (evaluate_binary(attribute, truth, noisy_predictions(rng, truth, 0.6),
                                                     rows), 0.6)
     results.cascade_epochs = {63: 4, 125: 8}
+    results.finetune_stages[("smiling", "nose")] = {
+        stage: {"val_accuracy": 0.5, "val_probabilities": [[0.4, 0.6]] * 40,
+                "test_accuracy": 0.75, "test_probabilities": [[0.3, 0.7]] * 300}
+        for stage in ("new_layers", "all_layers")}
     return results
 
 
@@ -103,6 +107,11 @@ def test_every_table_has_intervals_and_the_comparisons_their_verdicts(rng):
     smile = {row[0]: dict(zip(tables["table3_smiling"].columns, row)) for row in tables["table3_smiling"].rows}
     assert smile["Smile* (paper)"]["2nd: test faces"] == 2995
     assert smile["Smile* (ours)"]["2nd: accuracy 95% CI low"] < smile["Smile* (ours)"]["2nd: accuracy"]
+    protocol = {row[0]: row for row in tables["table2_finetune_protocol"].rows}
+    test_row = protocol["Smile, nose crop, fixed 150-px box (§3.1): test accuracy after steps 5-6 (%)"]
+    assert test_row[2:] == [75.0, *[pytest.approx(100 * b, abs=0.01) for b in wilson_reference(225, 300)]]
+    val_row = protocol["Smile, nose crop, fixed 150-px box (§3.1): val accuracy after steps 2-3 (%)"]
+    assert val_row[3:] == [pytest.approx(100 * b, abs=0.01) for b in wilson_reference(20, 40)]
     crops = tables["table_crop_comparison"]
     assert len(crops.rows) == 2 * 3 * 2 and all(isinstance(row[1], float) for row in crops.rows)
     table = tables["paired_comparisons"]
