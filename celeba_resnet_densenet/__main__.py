@@ -20,7 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
+
+# OpenMP threads that sleep instead of spinning while they wait: identical results, and on a shared
+# 2-core CPU a spinning run crawls (a real-data run beside another job took minutes per 10 steps).
+# Must precede torch's import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from celeba_resnet_densenet.config import BACKBONES, ExperimentConfig
 from celeba_resnet_densenet.losses import CLASS_WEIGHTINGS
