@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from common.attributes import CELEBA_ATTRIBUTES, PARTS7_LABELS  # noqa: E402
+from common.curves import read_training_log  # noqa: E402
 
 #: One colour per 7-class label: background, hair, face skin, eyes, eyebrows, mouth, nose.
 PARTS7_COLOURS = np.array([[0, 0, 0], [140, 70, 20], [250, 200, 160], [0, 60, 255],
@@ -175,18 +176,16 @@ def learning_curves(logs: dict[str, Path], selected_steps: dict[str, int], path:
     """One panel per network from its ``common.train`` ``log.csv``: the training loss (left
     axis) and every validation metric it logged (right axis) against the step, with the step of
     the checkpoint validation selected (``best.pt``) marked. Networks without a log are skipped."""
-    import csv
-
     curves = {}
     for name, log in logs.items():
         if not Path(log).is_file():
             continue
-        with Path(log).open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        loss = [(float(r["step"]), float(r["train/loss"])) for r in rows if r.get("train/loss")]
-        metrics = sorted({key for r in rows for key, value in r.items() if key.startswith("eval/") and value})
-        validation = {key: [(float(r["step"]), float(r[key])) for r in rows if r.get(key)]
-                      for key in metrics}
+        logged = read_training_log(log)
+        steps = logged["step"]
+        loss = [(step, value) for step, value in zip(steps, logged.get("train/loss", [])) if not np.isnan(value)]
+        validation = {key: [(step, value) for step, value in zip(steps, values) if not np.isnan(value)]
+                      for key, values in sorted(logged.items())
+                      if key.startswith("eval/") and not np.isnan(values).all()}
         curves[name] = (loss, validation)
     if not curves:
         raise ValueError("no log.csv to draw learning curves from")
