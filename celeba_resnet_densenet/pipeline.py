@@ -162,9 +162,11 @@ def scale_note(config: ExperimentConfig, sample: AttributeSample) -> str:
               if sample.synthetic else "real CelebA")
     weights = ("ImageNet weights from local files" if config.pretrained_weights
                else "backbones trained from scratch (weights=None)")
+    subset = config.grid.subset_size
+    reduced_grid = (subset is not None and subset < described["n_train"]) or bool(config.grid.epochs)
     grid_budget = (f" at a reduced budget ({config.grid.epochs or config.optim.epochs} epochs on "
-                   f"{config.grid.subset_size or described['n_train']} training images), the selected point "
-                   f"then retrained" if config.grid.subset_size or config.grid.epochs else "")
+                   f"{min(subset or described['n_train'], described['n_train'])} training images), the selected "
+                   f"point then retrained" if reduced_grid else "")
     return (f"Scale {config.scale}: {source}; {described['n_train']}/{described['n_val']}/{described['n_test']} "
             f"train/val/test images ({described['split_rule']}) of a {described['n_sampled']}-image sample "
             f"({described['n_available']} available); input {height}x{width}"
