@@ -69,3 +69,29 @@ def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path
         assert record["loop_vs_eager"] == record["loop_images_per_second"] / record["eager_images_per_second"]
         assert f"| {record['package']} |" in text
     assert all(reason in text for reason in NOT_MEASURED.values())
+
+
+def test_bf16_validation_compares_against_the_seed_difference_on_the_same_images():
+    import numpy as np
+
+    from benchmarks.bf16_validation import compare, markdown
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=(200, 5)).astype(np.uint8)
+
+    def run(noise):
+        probabilities = np.clip(0.7 * labels + 0.15 + rng.normal(0, noise, labels.shape), 0, 1)
+        return {"labels": labels, "probabilities": probabilities, "decisions": (probabilities >= 0.5).astype(np.uint8),
+                "train_seconds": 60.0, "train_images_per_second": 50.0}
+
+    results = {"fp32, seed 0": run(0.1), "bf16, seed 0": run(0.1), "fp32, seed 1": run(0.4)}
+    rows = compare(results)
+    assert [(row["comparison"], row["metric"]) for row in rows] == [
+        ("bf16, seed 0 - fp32, seed 0", "mean_auroc"), ("bf16, seed 0 - fp32, seed 0", "accuracy"),
+        ("fp32, seed 1 - fp32, seed 0", "mean_auroc"), ("fp32, seed 1 - fp32, seed 0", "accuracy")]
+    assert all(row["low"] <= row["estimate"] <= row["high"] for row in rows)
+    assert rows[2]["high"] < 0  # the noisier run ranks worse, and the interval says so
+    assert "| bf16, seed 0 - fp32, seed 0 | validation mean AUROC |" in markdown(rows, results)
+    results["fp32, seed 1"] = {**results["fp32, seed 1"], "labels": 1 - labels}
+    with pytest.raises(ValueError, match="other validation images"):
+        compare(results)
