@@ -50,6 +50,24 @@ def synthetic_celeba_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def decoded(monkeypatch) -> list[str]:
+    """Names of the image files decoded from now on (by a decoded-image cache build or by FaceDataset)."""
+    import common.data.cache as cache_module
+    import common.data.dataset as dataset_module
+
+    names: list[str] = []
+    original = dataset_module.decode_image
+
+    def counting_decode(path):
+        names.append(Path(path).name)
+        return original(path)
+
+    monkeypatch.setattr(cache_module, "decode_image", counting_decode)
+    monkeypatch.setattr(dataset_module, "decode_image", counting_decode)
+    return names
+
+
 def run_smoke_reproduction(package: str, out_root: Path, cache: bool = True) -> Path:
     """Run ``python -m <package> reproduce --scale smoke`` (once per session unless ``cache`` is
     False); return its out dir."""

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-import common.data.cache as cache_module
-import common.data.dataset as dataset_module
 import common.train
 from common.data.celeba import read_celeba
 
@@ -32,21 +30,6 @@ def _tiny_config(cache_dir: Path | None, **runtime) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def annotations(synthetic_celeba_root):
     return read_celeba(synthetic_celeba_root)
-
-
-@pytest.fixture
-def decoded(monkeypatch) -> list[str]:
-    """Names of the image files decoded from now on (by the cache build or by FaceDataset)."""
-    names: list[str] = []
-    original = dataset_module.decode_image
-
-    def counting_decode(path):
-        names.append(Path(path).name)
-        return original(path)
-
-    monkeypatch.setattr(cache_module, "decode_image", counting_decode)
-    monkeypatch.setattr(dataset_module, "decode_image", counting_decode)
-    return names
 
 
 def test_cached_training_decodes_each_image_once_and_a_later_run_none(annotations, tmp_path, decoded):

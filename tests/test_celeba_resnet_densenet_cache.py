@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import common.data.cache as cache_module
-import common.data.dataset as dataset_module
 from celeba_resnet_densenet.config import DataConfig, ExperimentConfig, GridConfig, RuntimeConfig
 from celeba_resnet_densenet.data import cached_split_datasets, load_sample, split_datasets
 from celeba_resnet_densenet.pipeline import run_grids
@@ -23,21 +21,6 @@ def _tiny_config(cache_dir: Path) -> ExperimentConfig:
         data=DataConfig(sample_size=96, image_size=(64, 64), synthetic_n=96, synthetic_size=(109, 89)),
         grid=GridConfig(learning_rates=(0.001,), dropouts=(0.3,)),
         runtime=RuntimeConfig(progress=False, tensorboard=False, image_cache_dir=str(cache_dir)))
-
-
-@pytest.fixture
-def decoded(monkeypatch) -> list[str]:
-    """Names of the image files decoded from now on (by the cache build or by FaceDataset)."""
-    names: list[str] = []
-    original = dataset_module.decode_image
-
-    def counting_decode(path):
-        names.append(Path(path).name)
-        return original(path)
-
-    monkeypatch.setattr(cache_module, "decode_image", counting_decode)
-    monkeypatch.setattr(dataset_module, "decode_image", counting_decode)
-    return names
 
 
 def test_a_cached_run_decodes_each_image_once_and_a_second_run_none(tmp_path, decoded):

@@ -213,7 +213,7 @@ def pca_project(features_a: np.ndarray, features_b: np.ndarray, dim: int) -> tup
 
     When the union has fewer than ``dim`` samples, only its ``n - 1`` axes with variance exist; the
     others would hold zeros for every sample and are left out (the FID is the same)."""
-    features_a, features_b = _check_feature_pair(features_a, features_b)
+    features_a, features_b = check_feature_pair(features_a, features_b)
     if not 1 <= dim <= features_a.shape[1]:
         raise ValueError(f"pca dim must be in 1..{features_a.shape[1]}, got {dim}")
     pooled = np.concatenate([features_a, features_b])
@@ -230,7 +230,9 @@ def pca_project(features_a: np.ndarray, features_b: np.ndarray, dim: int) -> tup
     return (features_a - mean) @ axes, (features_b - mean) @ axes
 
 
-def _check_feature_pair(features_a, features_b) -> tuple[np.ndarray, np.ndarray]:
+def check_feature_pair(features_a, features_b) -> tuple[np.ndarray, np.ndarray]:
+    """Two feature sets as float64 (N, D) arrays: each at least two finite rows, both of the same
+    width; ``ValueError`` naming the set otherwise (shared by FID and ``common.metrics.kid``)."""
     features_a = np.asarray(features_a, np.float64)
     features_b = np.asarray(features_b, np.float64)
     for name, features in (("features_a", features_a), ("features_b", features_b)):
@@ -265,7 +267,7 @@ def frechet_distance_from_samples(features_a: np.ndarray, features_b: np.ndarray
 
     Both sets need at least 2 finite samples of the same dimension (``ValueError`` otherwise).
     """
-    features_a, features_b = _check_feature_pair(features_a, features_b)
+    features_a, features_b = check_feature_pair(features_a, features_b)
     n_a, n_b = len(features_a), len(features_b)
     mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
     centred_a, centred_b = features_a - mean_a, features_b - mean_b
@@ -282,7 +284,7 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray, pca_dim: i
     sample-space form :func:`frechet_distance_from_samples` is used; otherwise
     :func:`frechet_distance` on the covariances. Both give the same value (checked in the tests).
     """
-    features_a, features_b = _check_feature_pair(features_a, features_b)
+    features_a, features_b = check_feature_pair(features_a, features_b)
     if pca_dim is not None:
         features_a, features_b = pca_project(features_a, features_b, pca_dim)
     if max(len(features_a), len(features_b)) < features_a.shape[1]:

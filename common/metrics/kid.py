@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.metrics.fid import check_feature_pair
+
 __all__ = [
     "KID_COEF0",
     "KID_DEGREE",
@@ -65,15 +67,9 @@ def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = KID_DEGREE, ga
 
 
 def _check_features(features_a, features_b, paired: bool) -> tuple[np.ndarray, np.ndarray]:
-    features_a = np.asarray(features_a, np.float64)
-    features_b = np.asarray(features_b, np.float64)
-    for name, features in (("features_a", features_a), ("features_b", features_b)):
-        if features.ndim != 2 or features.shape[0] < 2:
-            raise ValueError(f"{name}: need (N, D) features with N >= 2, got shape {features.shape}")
-        if not np.isfinite(features).all():
-            raise ValueError(f"{name} holds non-finite values")
-    if features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(f"feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}")
+    """Both feature sets as float64 (N, D) arrays, checked as FID checks them; ``paired``: one row of
+    ``features_b`` per row of ``features_a``."""
+    features_a, features_b = check_feature_pair(features_a, features_b)
     if paired and len(features_a) != len(features_b):
         raise ValueError(f"paired KID needs one row of features_b per row of features_a, got "
                          f"{len(features_a)} and {len(features_b)}")
