@@ -136,8 +136,8 @@ def _run_reproduce(args: argparse.Namespace, argv: list[str]) -> None:
                                                                        input_size=config.model.input_size))
     if args.no_image_cache:
         config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, image_cache_dir=None))
-    config = config.with_overrides(
-        model={"input_size": args.input_size, "pretrained_path": args.pretrained},
+    config = config.with_pretrained(args.pretrained).with_overrides(
+        model={"input_size": args.input_size},
         data={"split": args.split, "max_images": args.max_images},
         optim={"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr},
         runtime={"device": args.device, "num_workers": args.num_workers, "bf16": args.bf16,

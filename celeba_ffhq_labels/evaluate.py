@@ -240,3 +240,67 @@ def plot_auroc_bars(per_attribute_auroc: np.ndarray, path: str | os.PathLike, ti
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
     return path
+
+
+def plot_label_density(labels_by_set: dict[str, np.ndarray], path: str | os.PathLike, title: str) -> Path:
+    """Fig. 2: the share of images carrying each attribute, one bar group per attribute (sorted by the
+    first set's rate) and one bar per set (train / val / test): how imbalanced the labels are, which
+    Eq. (4)'s weights answer. Written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(labels_by_set)
+    rates = {name: np.asarray(labels, dtype=np.float64).mean(axis=0) for name, labels in labels_by_set.items()}
+    order = np.argsort(-rates[names[0]], kind="stable")
+    positions = np.arange(len(order))
+    width = 0.8 / len(names)
+    figure, axes = plt.subplots(figsize=(12, 4.4), dpi=110)
+    for index, name in enumerate(names):
+        axes.bar(positions + (index - (len(names) - 1) / 2) * width, rates[name][order], width=width,
+                 label=f"{name} ({len(labels_by_set[name]):,} images)")
+    axes.set_xticks(positions)
+    axes.set_xticklabels([CELEBA_ATTRIBUTES[i].replace("_", " ") for i in order], rotation=70, ha="right",
+                         fontsize=7.5)
+    axes.set_xlim(-0.6, len(order) - 0.4)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_ylabel("share of images with the attribute")
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+    return path
+
+
+def plot_labelled_faces(image_paths: list[Path], soft_labels: np.ndarray, hard_labels: np.ndarray,
+                        path: str | os.PathLike, title: str, per_face: int = 6, columns: int = 4) -> Path:
+    """Fig. 4: labelled faces, each with the attributes its hard labels call present (the
+    ``per_face`` most probable, with their soft labels). Written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = max(1, -(-len(image_paths) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 4.5 * rows), dpi=100, squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, image_path, soft, hard in zip(axes.ravel(), image_paths, soft_labels, hard_labels):
+        with Image.open(image_path) as image:
+            axis.imshow(image.convert("RGB"))
+        present = [index for index in np.argsort(-soft) if hard[index]][:per_face]
+        text = "\n".join(f"{CELEBA_ATTRIBUTES[index].replace('_', ' ')} {soft[index]:.2f}" for index in present)
+        axis.set_title(Path(image_path).name, fontsize=8)
+        axis.text(0.0, -0.02, text or "(none present)", transform=axis.transAxes, va="top", fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, metadata={"Software": None})
+    plt.close(figure)
+    return path

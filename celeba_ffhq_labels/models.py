@@ -71,9 +71,27 @@ def build_classifier(config: ModelConfig) -> AttributeClassifier:
     return AttributeClassifier(build_backbone(config), config.num_attributes)
 
 
+def _timm_key(cadene_key: str) -> str:
+    """A key of Cadene's ``pretrainedmodels`` SE-ResNeXt (the layout the SE-ResNeXt weights of many
+    repositories use) in timm's naming: the stem leaves ``layer0.``, ``se_module`` becomes ``se``,
+    ``last_linear`` becomes ``fc``."""
+    key = cadene_key.removeprefix("layer0.")
+    if key.startswith("last_linear."):
+        key = "fc." + key.removeprefix("last_linear.")
+    return key.replace(".se_module.", ".se.")
+
+
+def from_cadene_layout(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state_dict`` with Cadene ``pretrainedmodels`` key names renamed to timm's; a dict in timm's
+    layout comes back unchanged."""
+    return {_timm_key(key): value for key, value in state_dict.items()}
+
+
 def load_imagenet_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
-    """Load an ImageNet state dict (``.pth``/``.bin``/``.safetensors``, as timm saves them) into
-    ``backbone``; the 1000-way head is dropped, every other tensor must match by name and shape.
+    """Load an ImageNet state dict (``.pth``/``.bin``/``.safetensors``, as timm saves them, or in the
+    key layout of Cadene's ``pretrainedmodels``) into ``backbone``; the 1000-way head is dropped,
+    every other tensor must match by name and shape (BatchNorm's ``num_batches_tracked`` counters,
+    absent from older files, may be missing).
 
     Raises ``FileNotFoundError`` / ``ValueError`` naming the file when it is missing or does not
     belong to this architecture (a silent partial load would train a mostly random network).
@@ -81,12 +99,13 @@ def load_imagenet_weights(backbone: nn.Module, path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ImageNet weights not found: {path}")
-    state_dict = timm.models.load_state_dict(str(path))
+    state_dict = from_cadene_layout(timm.models.load_state_dict(str(path)))
     state_dict = {key: value for key, value in state_dict.items() if key not in _CLASSIFIER_KEYS}
     own = backbone.state_dict()
     mismatched = [key for key, value in state_dict.items()
                   if key in own and tuple(value.shape) != tuple(own[key].shape)]
-    missing = sorted(set(own) - set(state_dict) - set(_CLASSIFIER_KEYS))
+    missing = sorted(key for key in set(own) - set(state_dict) - set(_CLASSIFIER_KEYS)
+                     if not key.endswith("num_batches_tracked"))
     unexpected = sorted(set(state_dict) - set(own))
     if mismatched or missing or unexpected:
         raise ValueError(

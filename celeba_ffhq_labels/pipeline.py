@@ -31,6 +31,7 @@ from common.tables import na, write_run_record, write_tables
 from celeba_ffhq_labels.config import DataConfig, ExperimentConfig
 from celeba_ffhq_labels.data import Splits, evaluation_dataset, load_annotations, make_splits
 from celeba_ffhq_labels.evaluate import (evaluate_scores, grid_search_thresholds, metric_intervals, plot_auroc_bars,
+                                         plot_label_density, plot_labelled_faces,
                                          write_thresholds)
 from celeba_ffhq_labels.geometry import geometry_check
 from celeba_ffhq_labels.models import CLASSIFIER_FILE, export_classifier, save_classifier
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 THRESHOLDS_FILE = "thresholds.json"
 PREDICTIONS_FILE = "predictions.npz"
 FIGURE_FILE = "fig3_auroc.png"
+DENSITY_FILE = "fig2_label_density.png"
+LABELLED_FACES_FILE = "fig4_labelled_faces.png"
 CURVES_FILE = "training_curves.png"
 HQ_FACES_DIR = "hq_faces"
 HQ_LABELS_FILE = "hq_faces_labels.csv"
@@ -93,6 +96,8 @@ def reproduce(config: ExperimentConfig, out_dir: str | Path, argv: Sequence[str]
     split_note = splits.describe()
     logger.info("%d images: %s", len(annotations), split_note)
 
+    plot_label_density({name: annotations.attributes[getattr(splits, name)] for name in ("train", "val", "test")},
+                       out_dir / DENSITY_FILE, title=f"Fig. 2 reproduced: attribute label density, {split_note}")
     trained = train_classifier(config, annotations, splits, out_dir)
     model = trained.model
     plot_training_log(trained.train_dir / "log.csv", out_dir / CURVES_FILE, best_metric="hamming_loss",
@@ -149,6 +154,11 @@ def reproduce(config: ExperimentConfig, out_dir: str | Path, argv: Sequence[str]
                                                  transfer_config.hq_faces_size)
     labelled = labeller.label(hq_dir, out_dir / HQ_LABELS_FILE, batch_size=transfer_config.batch_size,
                               num_workers=workers, progress=progress)
+    readable_paths = [hq_dir / name for name, ok in zip(labelled.images, labelled.readable) if ok]
+    plot_labelled_faces(readable_paths[:8], labelled.soft_labels[:8], labelled.hard_labels[:8],
+                        out_dir / LABELLED_FACES_FILE,
+                        title="Fig. 4 reproduced: hard labels (validation thresholds) of the example HQ faces, "
+                              "most probable first, with their soft labels")
     if config.data_root is None:
         names = [path.relative_to(hq_dir).as_posix() for path in face_paths]
         readable = [k for k, name in enumerate(names) if name not in set(labelled.unreadable)]

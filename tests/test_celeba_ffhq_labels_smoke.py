@@ -59,7 +59,8 @@ def test_smoke_writes_every_artefact(smoke_dir):
                                    "64 test images") for note in tables[name].notes), name
     assert len(tables["fig3_auroc"].rows) == len(CELEBA_ATTRIBUTES) + 1
     assert len(tables["geometry_check"].rows) == 4
-    assert (smoke_dir / "fig3_auroc.png").read_bytes()[:4] == b"\x89PNG"
+    for figure in ("fig3_auroc.png", "fig2_label_density.png", "fig4_labelled_faces.png", "training_curves.png"):
+        assert (smoke_dir / figure).read_bytes()[:4] == b"\x89PNG", figure
     thresholds = read_thresholds(smoke_dir / "thresholds.json")
     assert ((thresholds >= 0.01) & (thresholds <= 1.0)).all()
     run = json.loads((smoke_dir / "run.json").read_text())

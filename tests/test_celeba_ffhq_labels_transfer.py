@@ -57,6 +57,55 @@ def test_classifier_round_trip_keeps_weights_and_buffers(saved_classifier):
     assert torch.allclose(loaded(images), model(images))
 
 
+def test_imagenet_weights_in_cadenes_pretrainedmodels_layout_load_too(tmp_path):
+    """Cadene's layout (stem under layer0., se_module, last_linear, no num_batches_tracked) is renamed to
+    timm's; every backbone tensor arrives."""
+    imagenet = timm.create_model(SMOKE_MODEL.arch, pretrained=False, num_classes=1000,
+                                 **dict(SMOKE_MODEL.timm_overrides))
+
+    def cadene_key(key: str) -> str:
+        key = key.replace(".se.", ".se_module.")
+        if key.startswith("fc."):
+            return "last_linear." + key.removeprefix("fc.")
+        return "layer0." + key if not key.startswith("layer") else key
+
+    cadene = {cadene_key(key): value for key, value in imagenet.state_dict().items()
+              if not key.endswith("num_batches_tracked")}
+    assert any(key.startswith("layer0.") for key in cadene) and any(".se_module." in key for key in cadene)
+    torch.save(cadene, tmp_path / "se_resnext_cadene.pth")
+    model = build_classifier(dataclasses.replace(SMOKE_MODEL, pretrained_path=str(tmp_path / "se_resnext_cadene.pth")))
+    loaded = model.backbone.state_dict()
+    for key, value in imagenet.state_dict().items():
+        if not key.startswith("fc.") and not key.endswith("num_batches_tracked"):
+            assert torch.equal(loaded[key], value), key
+
+
+def test_paper_scale_schedule_follows_the_initialisation():
+    scratch = ExperimentConfig.paper()
+    tuned = scratch.with_pretrained("imagenet.pth")
+    assert scratch.model.pretrained_path is None and tuned.model.pretrained_path == "imagenet.pth"
+    assert (scratch.optim.learning_rate, scratch.optim.epochs) == (1e-3, 20)
+    assert (tuned.optim.learning_rate, tuned.optim.epochs) == (1e-4, 10)
+    cpu = ExperimentConfig.cpu()
+    assert cpu.with_pretrained("imagenet.pth").optim == cpu.optim  # the measured CPU schedule stays
+
+
+def test_the_paper_scale_network_trains_one_step_at_a_tiny_batch():
+    """SE-ResNeXt-101 (32x4d) as the paper scale builds it (49 M parameters with timm's 1000-way head,
+    about 47 M with the 40-way one) takes one Adam step on two 224x224 faces."""
+    config = ExperimentConfig.paper()
+    model = build_classifier(config.model)
+    assert 45e6 < sum(p.numel() for p in model.parameters()) < 48e6
+    images = torch.randn(2, 3, *config.model.input_size)
+    targets = torch.tensor([[0, 1] * 20, [1, 0] * 20], dtype=torch.float32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
+    before = model.backbone.fc.weight.detach().clone()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(images), targets)
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and not torch.equal(before, model.backbone.fc.weight)
+
+
 def test_load_classifier_rejects_a_training_checkpoint(tmp_path):
     torch.save({"models": {}, "step": 3}, tmp_path / "last.pt")
     with pytest.raises(ValueError, match="last.pt: not a classifier"):
