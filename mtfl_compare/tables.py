@@ -430,9 +430,11 @@ def table_summary(results: Results) -> Table:
         return [name, ours, *_interval_cells(evaluation, ""), paper, *paper_interval_cells(paper)[:2],
                 round(100 * evaluation.accuracy - paper, 2)]
 
+    majority_classes = []
     for attribute, evaluation in sorted(results.majority.items()):
         majority = evaluation.class_names[int(np.argmax(evaluation.counts.sum(axis=0)))]
-        rows.append(row(f"Majority rule ({majority}, the training majority), {ATTRIBUTE_TITLES[attribute]}",
+        majority_classes.append(f"{ATTRIBUTE_TITLES[attribute]}: {majority}")
+        rows.append(row(f"Majority rule (the training majority class), {ATTRIBUTE_TITLES[attribute]}",
                         evaluation, na("the paper gives no floor")))
     chosen_nose = nose_crop(results.config)
     for (attribute, crop, approach), evaluation in sorted(results.transfer.items()):
@@ -458,6 +460,8 @@ def table_summary(results: Results) -> Table:
                           "Δ (ours - paper)"], rows=rows,
                  float_format=format_number,
                  notes=[results.weights_note, *_notes(results),
+                        "Majority rule: every test face gets the class most frequent in training ("
+                        + "; ".join(majority_classes) + ").",
                         f"* = nose-centred crop, {CROP_TITLES[chosen_nose]} (--crop); the paper's * "
                         "rows used the fixed 150-px box.",
                         "95% CI: Wilson score interval; the paper's from its printed accuracy on "
@@ -498,16 +502,21 @@ def table_crop_comparison(results: Results) -> Table:
                         f"({data.nose_box})."])
 
 
+#: The paired comparisons' name of the Cascade CNN run chosen on validation (the run itself, which
+#: varies, is named in the table's notes).
+BEST_CASCADE_NAME = "Cascade CNN (the Table 5 run with the best validation accuracy)"
+
+
 def _best_cascade(results: Results, attribute: str) -> tuple[str, BinaryEvaluation] | None:
-    """The Cascade CNN run of ``attribute`` with the best validation accuracy (first on ties)."""
+    """(a description of the Cascade CNN run of ``attribute`` with the best validation accuracy,
+    first on ties; its evaluation)."""
     entries = [(key, evaluation, validation) for key, (evaluation, validation) in results.cascade.items()
                if key[0] == attribute]
     if not entries:
         return None
     (_, rate, epochs), evaluation, _ = max(
         entries, key=lambda entry: -1.0 if math.isnan(entry[2]) else entry[2])
-    return (f"Cascade CNN (lr {rate:g}, paper's {epochs} epochs = our "
-            f"{results.cascade_epochs.get(epochs)}; best validation accuracy)", evaluation)
+    return (f"lr {rate:g}, paper's {epochs} epochs = our {results.cascade_epochs.get(epochs)}", evaluation)
 
 
 def paired_comparisons(results: Results) -> list[tuple[str, str, str, PairedComparison]]:
@@ -529,8 +538,8 @@ def paired_comparisons(results: Results) -> list[tuple[str, str, str, PairedComp
         nose_models = [transfer_model_name(nose, 1), transfer_model_name(nose, 2)]
         cascade = _best_cascade(results, attribute)
         if cascade:
-            models[cascade[0]] = cascade[1]
-            nose_models.append(cascade[0])
+            models[BEST_CASCADE_NAME] = cascade[1]
+            nose_models.append(BEST_CASCADE_NAME)
         if attribute in results.tcdcn:
             models["TCDCN"] = results.tcdcn[attribute][0]
             nose_models.append("TCDCN")
@@ -571,7 +580,10 @@ def table_paired_comparisons(results: Results, comparisons) -> Table:
                         "one model got right. Verdict: a model is better only when the interval "
                         "excludes 0.",
                         "CNNs and the nose-crop InceptionV3 models see the nose crop of --crop "
-                        f"({results.config.data.nose_box} box)."])
+                        f"({results.config.data.nose_box} box).",
+                        f"{BEST_CASCADE_NAME}: " + "; ".join(
+                            f"{ATTRIBUTE_TITLES[attribute]} {chosen[0]}" for attribute in ATTRIBUTES
+                            if (chosen := _best_cascade(results, attribute)) is not None) + "."])
 
 
 def build_tables(results: Results, comparisons) -> list[Table]:

@@ -84,30 +84,31 @@ def match_summary(top: Sequence[str], attribute_names: Sequence[str] = CELEBA_AT
 def localisation_tables(weights: np.ndarray, notes: Sequence[str],
                         attribute_names: Sequence[str] = CELEBA_ATTRIBUTES,
                         region_names: Sequence[str] = PARTS7_LABELS) -> tuple[Table, Table, MatchSummary]:
-    """``fig4_localisation_check`` (per attribute, named in the row label: the top region and the
-    region(s) it describes; cells: the top weight, the described regions' weight, match 1 / 0)
-    and ``fig4_localisation_summary`` (matches against chance), from SSP's localisation weights
-    averaged over test images, ``weights`` (regions, attributes)."""
+    """``fig4_localisation_check`` (per attribute, the region(s) it describes in the row label; cells:
+    the mean weight of every region, so the largest is visible, the described regions' weight and
+    match 1 / 0) and ``fig4_localisation_summary`` (matches against chance), from SSP's localisation
+    weights averaged over test images, ``weights`` (regions, attributes). Row labels do not depend
+    on the weights, so every run writes the same rows."""
     weights = np.asarray(weights, dtype=np.float64)
     top = top_regions(weights, region_names)
     rows = []
     for column, (name, region) in enumerate(zip(attribute_names, top)):
         described = DESCRIBED_REGIONS[name]
-        largest = float(weights[:, column].max())
+        region_weights = [float(value) for value in weights[:, column]]
         if isinstance(described, str):
-            label = f"{name}: largest on {region}; describes n/a"
+            label = f"{name}: describes n/a"
             described_weight = match = na(described)
         else:
-            label = f"{name}: largest on {region}; describes {' or '.join(described)}"
+            label = f"{name}: describes {' or '.join(described)}"
             described_weight = float(sum(weights[region_names.index(r), column] for r in described))
             match = int(region in described)
-        rows.append([label, largest, described_weight, match])
+        rows.append([label, *region_weights, described_weight, match])
     summary = match_summary(top, attribute_names, len(region_names))
     per_attribute = Table(
         name="fig4_localisation_check",
         title="Fig. 4 checked: SSP's largest localisation weight vs the region the attribute describes",
-        columns=["Attribute: region with the largest weight; region(s) it describes",
-                 "Largest mean weight", "Mean weight of the described region(s)",
+        columns=["Attribute: region(s) it describes", *(f"Mean weight: {region}" for region in region_names),
+                 "Mean weight of the described region(s)",
                  "Match (1 = the largest weight is on a described region)"],
         rows=rows, notes=("Weights: SSP's softmax over the 7 regions, averaged over the test images "
                           "(fig4_ssp_localisation_weights.csv); 1 / 7 = 0.143 is uniform.", *notes),
