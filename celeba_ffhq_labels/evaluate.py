@@ -204,14 +204,32 @@ def auroc_figure_order(per_attribute_auroc: np.ndarray) -> np.ndarray:
     return np.argsort(-values, kind="stable")
 
 
-def plot_auroc_bars(per_attribute_auroc: np.ndarray, path: str | os.PathLike, title: str,
-                    reference_mean: float, reference_label: str) -> Path:
-    """Fig. 3: one bar per attribute (sorted by :func:`auroc_figure_order`), our mean and the
-    paper's mean as horizontal lines. Written as PNG."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(figure, path: str | os.PathLike) -> Path:
+    """``figure`` laid out and written to ``path`` as PNG (no software stamp, so reruns give the same
+    bytes), then closed."""
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, metadata={"Software": None})
+    _pyplot().close(figure)
+    return path
+
+
+def plot_auroc_bars(per_attribute_auroc: np.ndarray, path: str | os.PathLike, title: str,
+                    reference_mean: float, reference_label: str) -> Path:
+    """Fig. 3: one bar per attribute (sorted by :func:`auroc_figure_order`), our mean and the
+    paper's mean as horizontal lines. Written as PNG."""
+    plt = _pyplot()
 
     order = auroc_figure_order(per_attribute_auroc)
     values = per_attribute_auroc[order]
@@ -234,22 +252,14 @@ def plot_auroc_bars(per_attribute_auroc: np.ndarray, path: str | os.PathLike, ti
     axes.set_ylabel("AUROC")
     axes.set_title(title, fontsize=10)
     axes.legend(loc="upper right", fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 def plot_label_density(labels_by_set: dict[str, np.ndarray], path: str | os.PathLike, title: str) -> Path:
     """Fig. 2: the share of images carrying each attribute, one bar group per attribute (sorted by the
     first set's rate) and one bar per set (train / val / test): how imbalanced the labels are, which
     Eq. (4)'s weights answer. Written as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     names = list(labels_by_set)
     rates = {name: np.asarray(labels, dtype=np.float64).mean(axis=0) for name, labels in labels_by_set.items()}
@@ -268,22 +278,14 @@ def plot_label_density(labels_by_set: dict[str, np.ndarray], path: str | os.Path
     axes.set_ylabel("share of images with the attribute")
     axes.set_title(title, fontsize=10)
     axes.legend(loc="upper right", fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
 
 
 def plot_labelled_faces(image_paths: list[Path], soft_labels: np.ndarray, hard_labels: np.ndarray,
                         path: str | os.PathLike, title: str, per_face: int = 6, columns: int = 4) -> Path:
     """Fig. 4: labelled faces, each with the attributes its hard labels call present (the
     ``per_face`` most probable, with their soft labels). Written as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     from PIL import Image
 
     rows = max(1, -(-len(image_paths) // columns))
@@ -298,9 +300,4 @@ def plot_labelled_faces(image_paths: list[Path], soft_labels: np.ndarray, hard_l
         axis.set_title(Path(image_path).name, fontsize=8)
         axis.text(0.0, -0.02, text or "(none present)", transform=axis.transAxes, va="top", fontsize=7)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, metadata={"Software": None})
-    plt.close(figure)
-    return path
+    return _save_figure(figure, path)
