@@ -94,7 +94,7 @@ BAND_MIN_RELATIVE = 1e-3
 #: paper's, marked so in a row or column label: not printed in the paper, so not checked against it.
 DIFFERENCE_MARKERS = ("Δ", "−", " - ", "delta", "derived")
 #: Column labels of values that are ours or derived, even in a row about the paper.
-DERIVED_COLUMN_MARKERS = ("ours", "this run", "harmonic mean")
+DERIVED_COLUMN_MARKERS = ("ours", "this run", "harmonic mean", "95% ci")
 
 
 def smoke_command(package: str, out_dir: Path | str, seed: int | None = None) -> list[str]:
