@@ -212,7 +212,7 @@ def ship_labeller(results_dir: str | Path, model_path: str | Path, batch_size: i
     run = json.loads((results_dir / "run.json").read_text(encoding="utf-8"))
     with np.load(results_dir / PREDICTIONS_FILE) as stored:
         test_rows, test_labels = stored["test_rows"], stored["test_labels"]
-        run_mean_auroc = float(np.nanmean(auroc(test_labels, stored["test_scores"])))
+    run_mean_auroc = float(run["extra"]["mean_auroc"])
     data = DataConfig(**{key: tuple(value) if isinstance(value, list) else value
                          for key, value in run["config"]["data"].items()})
     annotations = load_annotations(run["config"]["data_root"], data, seed=run["config"]["seed"])
