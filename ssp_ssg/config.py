@@ -141,33 +141,34 @@ class ReproduceConfig:
         too thin to learn 40 attributes, issue #17); AdaGrad lr 0.005 (paper 0.001; 0.001 barely
         moves in so few steps); the steps below; two networks side by side, one thread each.
 
-        Steps, sized by one timed train step per network (batch 32, fp32, one torch thread, the
-        2nd of 2 steps, on the AMD EPYC 2-core machine while another training run kept its load
-        average near 5): parser 2.27 s, joint net 3.72 s, Avg. Pooling 1.00 s, SPPNet* 1.08 s,
-        Naive 1.76 s, BBox 1.06 s, SSG 1.76 s, SSP 1.52 s; and one timed forward pass (batch 64,
-        same conditions): parser 35 ms an image, Avg. Pooling 15 ms, SSP 40 ms. So, in seconds
-        of one of the two slots (two networks train side by side):
+        Steps, sized by one timed train step per network (batch 32, one torch thread, AdaGrad, the
+        2nd of 3 steps, alone on the 2-core AMD EPYC with AVX512_BF16; table in
+        ``benchmarks/results/ssp_ssg/cpu_real_v2/bf16_channels_last.md``): with ``--bf16 on
+        --channels-last`` Avg. Pooling 70 img/s, SSP 52, the parser 37 (fp32 channels-first: 45,
+        29, 20). So, per step of 32 images: parser 0.85 s, joint net ~1.4 s (1.64x the parser, as
+        measured in fp32), the six attribute nets together ~3.5 s, the three weighted-BCE
+        fine-tunings ~1.8 s; in seconds of one of the two slots:
 
-        * training: parser 800 steps (1,816 s) beside the joint net 800 steps (2,976 s); the six
-          attribute nets 400 steps each (8.18 s per step of all six: 3,272 s); weighted-BCE
-          fine-tuning of Avg. Pooling, SSG and SSP 100 steps each (4.28 s: 428 s); 8,492 s;
-        * validation at steps 200 and 400 on ~1,000 images (340 s; the fine-tuned three once,
-          90 s), the parsers' at 200..800 on 230 masks (64 s), the selected checkpoints on the
-          ~2,000 test images (520 s) and SSP's on the validation images for its decision
-          thresholds (40 s): about 1,050 s;
+        * training: parser 1,600 steps (1,370 s) beside the joint net 1,600 steps (2,240 s); the
+          six attribute nets 800 steps each (2,800 s); weighted-BCE fine-tuning 200 steps each
+          (370 s): 6,780 s;
+        * validation every 200 steps (4 points per attribute net on ~1,000 images, 8 per parser
+          on 230 masks), the selected checkpoints on the ~2,000 test images and SSP's decision
+          thresholds on the validation images: about 700 s;
 
-        9,550 slot-seconds, about 80 min on the two slots, then about 6 min in one process for
-        Table 4 on every test mask, Fig. 4 on the test set, the bootstrap (2 ms per AP resample)
-        and the figures: about 86 min of the protocol's 90. 400 steps of 32 images are 1.8 epochs
-        of the ~6,950 training images, the parser's 800 are 3.7: the learning curves
-        (``fig_learning_curves.png``) show whether that reached a plateau.
+        about 62 min on the two slots (more where the two share memory bandwidth), then about
+        6 min in one process for Table 4 on every test mask, Fig. 4 on the test set, the bootstrap
+        and the figures: within the protocol's 90. 800 steps of 32 images are 3.7 epochs of the
+        ~6,950 training images, the parser's 1,600 are 7.4: the learning curves
+        (``fig_learning_curves.png``) show whether that reached a plateau. Without native bf16 the
+        same steps take about twice as long in fp32 (or halve them with ``--set``).
         """
         return cls(
             scale="cpu",
             architecture=ArchitectureConfig(width_multiplier=0.25),
-            optim=OptimConfig(learning_rate=0.005, batch_size=32, attribute_steps=400,
-                              segmentation_steps=800, joint_steps=800,
-                              balanced_finetune_steps=100),
+            optim=OptimConfig(learning_rate=0.005, batch_size=32, attribute_steps=800,
+                              segmentation_steps=1600, joint_steps=1600,
+                              balanced_finetune_steps=200),
             data=DataConfig(image_size=(109, 89), test_fraction=0.2, val_fraction=0.1,
                             parsing_train_images=None, parsing_val_images=230,
                             parsing_test_images=None),
