@@ -8,6 +8,9 @@
         the 40 probabilities per image (CSV) and SSP localisation heat maps (PNG)
     python -m ssp_ssg export --checkpoint RUN_DIR [--out FILE]
         the run's SSP net as a shipped model file (<= 10 MiB; default: the package's)
+    python -m ssp_ssg ship --checkpoint RUN_DIR [--out FILE]
+        export, check the written file against the checkpoint on the run's test images through
+        the predict path, and write MODEL_CARD.md beside it
     python -m ssp_ssg throughput [--input 109x89] [--width-multiplier 1.0] [--batch-size 32]
     python -m ssp_ssg masks-grid --data-root DIR [--masks-root DIR] --out PNG
 
@@ -178,6 +181,20 @@ def _export(args) -> int:
     return 0
 
 
+def _ship(args) -> int:
+    from ssp_ssg.inference import MODEL_CARD_NAME, SHIPPED_MODEL, ship_model
+
+    try:
+        check = ship_model(args.checkpoint, args.out or SHIPPED_MODEL, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"ship: {error}") from None
+    print(f"wrote {check.path} ({check.bytes / 2**20:.2f} MiB) and {check.path.parent / MODEL_CARD_NAME}; "
+          f"{check.test_images} test images: error {check.shipped_error:.2f} % / AP "
+          f"{check.shipped_average_precision:.2f} % shipped, {check.checkpoint_error:.2f} % / "
+          f"{check.checkpoint_average_precision:.2f} % full precision")
+    return 0
+
+
 def _throughput(args) -> int:
     from ssp_ssg.throughput import measure_models
 
@@ -271,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, default=None,
                         help="model file (default: ssp_ssg/pretrained/ssp_celeba_cpu.pt)")
     export.set_defaults(handler=_export)
+
+    ship = commands.add_parser("ship", help="export + check on the run's test images + MODEL_CARD.md")
+    ship.add_argument("--checkpoint", type=Path, required=True, help="a finished reproduce run's --out folder")
+    ship.add_argument("--out", type=Path, default=None,
+                      help="model file (default: ssp_ssg/pretrained/ssp_celeba_cpu.pt)")
+    ship.add_argument("--no-progress", action="store_true")
+    ship.set_defaults(handler=_ship)
 
     throughput = commands.add_parser("throughput", help="training img/s of attribute nets")
     throughput.add_argument("--models", default="avgpool,ssp")

@@ -189,6 +189,33 @@ def test_export_and_predict_with_heat_maps(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "run" / "heatmaps").exists()
 
 
+def test_ship_checks_the_written_file_and_writes_its_model_card(tiny_run, tmp_path, capsys):
+    from ssp_ssg.__main__ import main
+    from ssp_ssg.inference import MODEL_CARD_NAME
+
+    inputs, results, _ = tiny_run
+    assert main(["ship", "--checkpoint", str(inputs.out_dir), "--out", str(tmp_path / "ssp.pt"),
+                 "--no-progress"]) == 0
+    assert "MODEL_CARD.md" in capsys.readouterr().out
+    card = (tmp_path / MODEL_CARD_NAME).read_text()
+    tables = _tables(Path(inputs.out_dir))
+    column = tables["table2_error"]["columns"].index("Pre-cropped: ours")
+    ssp_error = next(row[column] for row in tables["table2_error"]["rows"] if row[0] == "Ours: SSP")
+    assert f"| Ours: SSP | {ssp_error:.2f} |" in card
+    # the checkpoint through the predict path scores as the run scored it (same test images)
+    assert f"{ssp_error:.2f} % / " in card.split("with the full-precision")[0].rsplit("with these weights,", 1)[1]
+    assert card.count("| SSP") == 6  # SSP + SSG and SSP vs Avg. Pooling: error, AP, balanced accuracy
+    assert "non-commercial research" in card and "n/a: no Majority class" in card
+    with pytest.raises(SystemExit, match="run.json is missing"):
+        main(["ship", "--checkpoint", str(_unfinished_copy(inputs.out_dir, tmp_path / "copy")), "--out",
+              str(tmp_path / "other.pt"), "--no-progress"])
+
+
+def _unfinished_copy(run: Path, copy: Path) -> Path:
+    shutil.copytree(Path(run) / "checkpoints", copy / "checkpoints")
+    return copy
+
+
 def test_predict_refuses_an_unplaceable_aspect_ratio(tiny_run, tmp_path):
     from ssp_ssg.__main__ import main
 
