@@ -373,7 +373,7 @@ def write_model_card(run_dir: Path, check: ShippedModelCheck) -> Path:
     def cell(key: str, label: str) -> str:
         row = _table_row(tables[key], label)
         if row is None:
-            return f"n/a: no {label} row in {key}"
+            return "n/a: not in this table"
         value = row[column[key]]
         return f"{value:.2f}" if isinstance(value, (int, float)) else str(value)
 

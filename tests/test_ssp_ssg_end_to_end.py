@@ -205,7 +205,7 @@ def test_ship_checks_the_written_file_and_writes_its_model_card(tiny_run, tmp_pa
     # the checkpoint through the predict path scores as the run scored it (same test images)
     assert f"{ssp_error:.2f} % / " in card.split("with the full-precision")[0].rsplit("with these weights,", 1)[1]
     assert card.count("| SSP") == 6  # SSP + SSG and SSP vs Avg. Pooling: error, AP, balanced accuracy
-    assert "non-commercial research" in card and "n/a: no Majority class" in card
+    assert "non-commercial research" in card and "| Majority class (ours only) |" in card
     with pytest.raises(SystemExit, match="run.json is missing"):
         main(["ship", "--checkpoint", str(_unfinished_copy(inputs.out_dir, tmp_path / "copy")), "--out",
               str(tmp_path / "other.pt"), "--no-progress"])
