@@ -106,6 +106,28 @@ def test_dataset_gives_face_dataset_pixels_as_uint8_chw(image_paths, tmp_path):
         torch.testing.assert_close(image, expected, rtol=0, atol=0)
 
 
+def test_centre_square_crop_is_torchvision_centre_crop_before_the_resize(image_paths, tmp_path):
+    """The crop is keyed (an uncropped cache keeps its key) and its pixels are torchvision's
+    ``center_crop`` to the shorter side, then the resize; the fixture's odd offsets round alike."""
+    import torchvision.transforms.functional as TF
+
+    assert image_cache_key(image_paths, SIZE, crop=None) == image_cache_key(image_paths, SIZE)
+    assert image_cache_key(image_paths, SIZE, crop="centre_square") != image_cache_key(image_paths, SIZE)
+    with pytest.raises(ValueError, match="crop"):
+        image_cache_key(image_paths, SIZE, crop="centre")
+    cropped = build_image_cache(image_paths, tmp_path / "cache", 4, progress=False, crop="centre_square")
+    assert cropped.crop == "centre_square" and cropped.array.shape == (8, 4, 4, 3)
+    assert open_image_cache(image_paths, tmp_path / "cache", 4) is None  # the uncropped one is not built
+    for index, path in enumerate(image_paths):
+        if index in UNREADABLE:
+            continue
+        image = image_to_rgb(decode_image(path), path)
+        side = min(image.size)
+        expected = TF.center_crop(image, [side, side]).resize((4, 4), Image.Resampling.BILINEAR)
+        np.testing.assert_array_equal(cropped.image(index), np.asarray(expected), err_msg=path.name)
+    assert json.loads(cropped.sidecar_path.read_text())["crop"] == "centre_square"
+
+
 def test_second_open_reads_no_image_file(image_paths, tmp_path, monkeypatch):
     first = build_image_cache(image_paths, tmp_path / "cache", SIZE, progress=False)
     dataset = CachedImageDataset(first)

@@ -2,16 +2,17 @@
 
 :func:`build_image_cache` decodes each image with :func:`~common.data.dataset.decode_image` and
 :func:`~common.data.dataset.image_to_rgb` (the decoding :class:`~common.data.dataset.FaceDataset`
-uses), resizes it with PIL to ``(height, width)`` and writes all of them to one ``.npy`` file of
-shape (N, H, W, 3) uint8, plus a small JSON sidecar. Later epochs and later runs memory-map that
-file (:class:`ImageCache`) and never open the images again; :class:`CachedImageDataset` serves
-uint8 CHW tensors from it, for augmentation with ``torchvision.transforms.v2`` on uint8 tensors.
+uses), optionally crops it (:data:`CROPS`), resizes it with PIL to ``(height, width)`` and writes
+all of them to one ``.npy`` file of shape (N, H, W, 3) uint8, plus a small JSON sidecar. Later
+epochs and later runs memory-map that file (:class:`ImageCache`) and never open the images again;
+:class:`CachedImageDataset` serves uint8 CHW tensors from it, for augmentation with
+``torchvision.transforms.v2`` on uint8 tensors.
 
 **Key.** A cache is identified by the SHA-1 of: the ordered list of absolute image paths, each
 file's size and modification time (``st_mtime_ns``), the target size, the resample filter, the
-Pillow version and :data:`DECODER_VERSION`. The digest is the file name, so a changed image, list
-or setting makes a new cache and a stale one is never read; old caches stay in the folder until
-deleted.
+crop (when there is one), the Pillow version and :data:`DECODER_VERSION`. The digest is the file
+name, so a changed image, list or setting makes a new cache and a stale one is never read; old
+caches stay in the folder until deleted.
 
 **Atomicity.** The array and the sidecar are each written to a temp file in the cache folder,
 flushed to disk and renamed into place (``os.replace``), the sidecar last. Only a cache whose
@@ -55,6 +56,10 @@ RESAMPLE_FILTERS = ("nearest", "box", "bilinear", "hamming", "bicubic", "lanczos
 #: The default filter: PIL's bilinear, as ``FaceDataset`` resizes (antialiased when shrinking,
 #: its support grows with the reduction factor).
 DEFAULT_RESAMPLE = "bilinear"
+#: Crops a cache may apply to the decoded image before resizing it, by name.
+#: ``"centre_square"``: the centred square whose side is the shorter image side
+#: (:func:`centre_square_crop`).
+CROPS = ("centre_square",)
 
 _ARRAY_SUFFIX = ".npy"
 _SIDECAR_SUFFIX = ".json"
@@ -76,19 +81,37 @@ def _resample_filter(resample: str) -> Image.Resampling:
     return Image.Resampling[resample.upper()]
 
 
+def _check_crop(crop: str | None) -> None:
+    if crop is not None and crop not in CROPS:
+        raise ValueError(f"crop must be None or one of {', '.join(CROPS)}, got {crop!r}")
+
+
+def centre_square_crop(image: Image.Image) -> Image.Image:
+    """The centred square of ``image`` whose side is its shorter side; the offset is rounded as
+    ``torchvision.transforms.functional.center_crop`` rounds it (``round((size - side) / 2)``)."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = int(round((width - side) / 2.0)), int(round((height - side) / 2.0))
+    return image.crop((left, top, left + side, top + side))
+
+
 def image_cache_key(image_paths: Sequence[str | os.PathLike], image_size: int | tuple[int, int],
-                    resample: str = DEFAULT_RESAMPLE) -> str:
+                    resample: str = DEFAULT_RESAMPLE, crop: str | None = None) -> str:
     """The SHA-1 hex digest naming the cache of ``image_paths`` at ``image_size`` (height, width).
 
     Covers the ordered absolute paths, each file's size and ``st_mtime_ns`` (one ``os.stat`` per
-    file; the images are not opened), the size, the filter, the Pillow version and
-    :data:`DECODER_VERSION`. A missing image raises ``FileNotFoundError``.
+    file; the images are not opened), the size, the filter, the crop (only when there is one, so
+    uncropped caches keep their keys), the Pillow version and :data:`DECODER_VERSION`. A missing
+    image raises ``FileNotFoundError``.
     """
     height, width = _normalise_size(image_size)
     _resample_filter(resample)
+    _check_crop(crop)
     digest = hashlib.sha1()
     settings = {"decoder_version": DECODER_VERSION, "pillow": PIL.__version__,
                 "image_size": [height, width], "resample": resample}
+    if crop is not None:
+        settings["crop"] = crop
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for path in image_paths:
         status = os.stat(path)
@@ -115,15 +138,18 @@ class ImageCache:
         image_size: ``(height, width)``.
         resample: the PIL filter's name.
         unreadable_indices: sorted int64 rows whose image was unreadable (their rows are zeros).
+        crop: the crop applied before resizing (a name in :data:`CROPS`), or ``None``.
     """
 
     def __init__(self, array_path: Path, sidecar_path: Path, image_paths: Sequence[Path],
-                 image_size: tuple[int, int], resample: str, unreadable_indices: np.ndarray):
+                 image_size: tuple[int, int], resample: str, unreadable_indices: np.ndarray,
+                 crop: str | None = None):
         self.array_path = array_path
         self.sidecar_path = sidecar_path
         self.image_paths = list(image_paths)
         self.image_size = image_size
         self.resample = resample
+        self.crop = crop
         self.unreadable_indices = np.asarray(unreadable_indices, dtype=np.int64)
         self._readable = np.ones(len(self.image_paths), dtype=bool)
         self._readable[self.unreadable_indices] = False
@@ -184,8 +210,8 @@ def _npy_data_matches(array_path: Path, shape: tuple[int, ...]) -> bool:
 
 
 def open_image_cache(image_paths: Sequence[str | os.PathLike], cache_dir: str | os.PathLike,
-                     image_size: int | tuple[int, int],
-                     resample: str = DEFAULT_RESAMPLE) -> ImageCache | None:
+                     image_size: int | tuple[int, int], resample: str = DEFAULT_RESAMPLE,
+                     crop: str | None = None) -> ImageCache | None:
     """The complete cache of ``image_paths`` in ``cache_dir``, or ``None`` when there is none.
 
     Only file metadata is read (see :func:`image_cache_key`), never the images. A sidecar whose
@@ -193,12 +219,12 @@ def open_image_cache(image_paths: Sequence[str | os.PathLike], cache_dir: str | 
     """
     image_paths = [Path(path) for path in image_paths]
     image_size = _normalise_size(image_size)
-    return _open_cache(image_paths, Path(cache_dir), image_size, resample,
-                       image_cache_key(image_paths, image_size, resample))
+    return _open_cache(image_paths, Path(cache_dir), image_size, resample, crop,
+                       image_cache_key(image_paths, image_size, resample, crop))
 
 
 def _open_cache(image_paths: list[Path], cache_dir: Path, image_size: tuple[int, int], resample: str,
-                key: str) -> ImageCache | None:
+                crop: str | None, key: str) -> ImageCache | None:
     """:func:`open_image_cache` for an already computed ``key``."""
     array_path, sidecar_path = _cache_paths(cache_dir, image_size, key)
     try:
@@ -217,7 +243,7 @@ def _open_cache(image_paths: list[Path], cache_dir: Path, image_size: tuple[int,
     unreadable = np.array([entry["index"] for entry in record["unreadable"]], dtype=np.int64)
     logger.info("reading decoded images from %s (%d images, %d unreadable)", array_path,
                 len(image_paths), len(unreadable))
-    return ImageCache(array_path, sidecar_path, image_paths, image_size, resample, unreadable)
+    return ImageCache(array_path, sidecar_path, image_paths, image_size, resample, unreadable, crop)
 
 
 def _replace_durably(temp_path: Path, path: Path) -> None:
@@ -254,7 +280,7 @@ def _log_unreadable(unreadable: list[dict], n_images: int) -> None:
 
 def build_image_cache(image_paths: Sequence[str | os.PathLike], cache_dir: str | os.PathLike,
                       image_size: int | tuple[int, int], resample: str = DEFAULT_RESAMPLE,
-                      progress: bool = True) -> ImageCache:
+                      progress: bool = True, crop: str | None = None) -> ImageCache:
     """Open the cache of ``image_paths`` in ``cache_dir``, building it first if there is none.
 
     Args:
@@ -264,6 +290,7 @@ def build_image_cache(image_paths: Sequence[str | os.PathLike], cache_dir: str |
             ``N * height * width * 3`` bytes free there (checked first; ``OSError`` otherwise).
         resample: a name in :data:`RESAMPLE_FILTERS` (default: PIL's bilinear, as ``FaceDataset``).
         progress: show a tqdm bar while decoding.
+        crop: a name in :data:`CROPS` to crop each decoded image before resizing, or ``None``.
 
     The build runs in this process. Processes that build the same key at once (e.g. every
     ``torchrun`` rank) each write a complete cache and the last rename wins; build it on one rank
@@ -275,8 +302,8 @@ def build_image_cache(image_paths: Sequence[str | os.PathLike], cache_dir: str |
     image_size = _normalise_size(image_size)
     resample_filter = _resample_filter(resample)
     cache_dir = Path(cache_dir)
-    key = image_cache_key(image_paths, image_size, resample)
-    cache = _open_cache(image_paths, cache_dir, image_size, resample, key)
+    key = image_cache_key(image_paths, image_size, resample, crop)
+    cache = _open_cache(image_paths, cache_dir, image_size, resample, crop, key)
     if cache is not None:
         return cache
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -303,21 +330,24 @@ def build_image_cache(image_paths: Sequence[str | os.PathLike], cache_dir: str |
                 unreadable.append({"index": index, "name": str(path)})
                 file.write(blank.data)
                 continue
-            resized = image_to_rgb(image, path).resize((width, height), resample_filter)
+            image = image_to_rgb(image, path)
+            if crop is not None:
+                image = centre_square_crop(image)
+            resized = image.resize((width, height), resample_filter)
             file.write(np.asarray(resized, dtype=np.uint8).data)
 
     _write_file_atomically(array_path, write_images)
     elapsed = time.perf_counter() - start
     record = {"key": key, "decoder_version": DECODER_VERSION, "pillow": PIL.__version__,
               "n_images": len(image_paths), "image_size": [height, width], "resample": resample,
-              "array_file": array_path.name, "build_seconds": round(elapsed, 3),
+              "crop": crop, "array_file": array_path.name, "build_seconds": round(elapsed, 3),
               "unreadable": unreadable}
     _write_file_atomically(sidecar_path, lambda file: file.write(json.dumps(record, indent=1).encode()))
     logger.info("decoded %d images into %s in %.1f s", len(image_paths), array_path, elapsed)
     if unreadable:
         _log_unreadable(unreadable, len(image_paths))
     return ImageCache(array_path, sidecar_path, image_paths, image_size, resample,
-                      np.array([entry["index"] for entry in unreadable], dtype=np.int64))
+                      np.array([entry["index"] for entry in unreadable], dtype=np.int64), crop)
 
 
 class CachedImageDataset(Dataset):
