@@ -36,7 +36,7 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402,F401  -- after the OpenMP setting; torch before any tensorflow import
 
-from .config import PAPER_ATTRIBUTES, ReproduceConfig  # noqa: E402
+from .config import DEFAULT_IMAGE_CACHE_DIR, PAPER_ATTRIBUTES, ReproduceConfig  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -61,7 +61,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     reproduce.add_argument("--seed", type=int, default=None,
                            help="seed of the held-out split, the domain sampling and training (default 0)")
     reproduce.add_argument("--max-steps", type=int, default=None, help="training steps per model")
-    reproduce.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    reproduce.add_argument("--bf16", choices=("off", "on", "auto"), default=None,
+                           help="bf16 autocast of every training run: auto times it once against fp32 on this "
+                                "CPU (CUDA: on where native); each run keeps its decision in its folder's "
+                                "bf16.json, so a resumed run never changes precision (default: off)")
+    cache = reproduce.add_mutually_exclusive_group()
+    cache.add_argument("--image-cache-dir", type=Path, default=None, metavar="DIR",
+                       help="decode, crop and scale the training pool and held-out faces once into a cache "
+                            f"here (default at cpu scale: {DEFAULT_IMAGE_CACHE_DIR})")
+    cache.add_argument("--no-image-cache", action="store_true", help="decode every image on every read")
     reproduce.add_argument("--channels-last", action="store_true")
     reproduce.add_argument("--compile", action="store_true", help="torch.compile the networks")
 
@@ -133,7 +141,12 @@ def build_config(args: argparse.Namespace) -> ReproduceConfig:
     if args.max_steps is not None:
         config.optim = dataclasses.replace(config.optim, max_steps=args.max_steps)
     config.device = args.device
-    config.bf16 = config.bf16 or args.bf16
+    if args.bf16 is not None:
+        config.bf16 = args.bf16
+    if args.no_image_cache:
+        config.image_cache_dir = None
+    elif args.image_cache_dir is not None:
+        config.image_cache_dir = str(args.image_cache_dir)
     config.channels_last = config.channels_last or args.channels_last
     config.compile = config.compile or args.compile
     return config

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 #: The five attributes of Table 1 / §3.2, in the paper's column order.
 PAPER_ATTRIBUTES: tuple[str, ...] = ("No_Beard", "Mouth_Slightly_Open", "Eyeglasses", "Young", "Male")
+#: Where the cpu scale keeps its decoded-image cache (``ReproduceConfig.image_cache_dir``), the
+#: folder the other packages' cpu scales use (each cache is named by its key, so they share it).
+DEFAULT_IMAGE_CACHE_DIR = "results/.image_cache"
 
 
 @dataclass
@@ -156,7 +159,13 @@ class ReproduceConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     device: str = "auto"
-    bf16: bool = False
+    #: bf16 autocast of every training run: "off", "on" or "auto" (timed once per run folder by
+    #: ``common.train.decide_bf16``, CUDA: where native; ``train.decide_precision``). "off" at every
+    #: scale: bf16 rounding in a GAN's two-player updates has not been validated here.
+    bf16: str = "off"
+    #: Folder of the decoded-image cache (``common.data.cache``): the training pool and held-out
+    #: faces decoded, centre-square cropped and scaled once; ``None``: decode on every read.
+    image_cache_dir: str | None = None
     channels_last: bool = False
     compile: bool = False
     checkpoint_every: int = 2000
@@ -186,7 +195,8 @@ class ReproduceConfig:
     def cpu(cls) -> "ReproduceConfig":
         """Real CelebA on this 2-core CPU: Eyeglasses and Male, 64x64 crops of the 89x109 images,
         a few thousand training images, narrow networks, 1,000 steps per model (~45 minutes on 2
-        idle cores; at 300 steps our generator still mostly reproduced its input)."""
+        idle cores; at 300 steps our generator still mostly reproduced its input); the training
+        pool and held-out faces decoded once into the image cache."""
         return cls(
             scale="cpu",
             data=DataConfig(attributes=("Eyeglasses", "Male"), image_size=64, test_images_per_class=50,
@@ -196,6 +206,7 @@ class ReproduceConfig:
             evaluation=EvaluationConfig(grid_images=8, sample_every=250),
             judge=JudgeConfig(channels=16, max_steps=300, batch_size=32),
             checkpoint_every=100,
+            image_cache_dir=DEFAULT_IMAGE_CACHE_DIR,
         )
 
     @classmethod

@@ -14,6 +14,7 @@ Writes Table 1 (+ calibration, intervals, details), Fig. 2-style grids and Fig. 
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,10 +44,10 @@ from .calibration import (Comparison, PairedDistances, ReferenceDistances, compa
 from .checkpoints import (config_from_experiment, data_root_of, find_checkpoint_folder, load_judge,
                           load_trained_pair, read_experiment)
 from .config import ReproduceConfig
-from .data import InversionSplit, face_dataset, heldout_test_set, make_split
+from .data import FaceImages, InversionSplit, heldout_test_set, make_split
 from .figures import save_dfn_boxplots, save_sample_grid
-from .train import (experiment_fingerprint, invert_with_cyclegan, invert_with_generator, train_cyclegan,
-                    train_inversion, train_judge)
+from .train import (BF16_DECISION_FILE, experiment_fingerprint, invert_with_cyclegan, invert_with_generator,
+                    run_faces, train_cyclegan, train_inversion, train_judge)
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +161,11 @@ class HeldoutFeatures:
 
 
 @torch.no_grad()
-def heldout_features(annotations: CelebAAnnotations, split: InversionSplit, config: ReproduceConfig,
+def heldout_features(faces: FaceImages, split: InversionSplit, config: ReproduceConfig,
                      metrics: Metrics) -> HeldoutFeatures:
     """Inception features of all held-out faces, cropped and scaled as the test faces (corrupt ones skipped)."""
     rows = np.sort(split.heldout_indices)
-    dataset = face_dataset(annotations, rows, config.data.image_size)
+    dataset = faces.dataset(rows)
     loader = DataLoader(dataset, batch_size=config.evaluation.eval_batch_size, shuffle=False,
                         collate_fn=collate_skip_corrupt)
     kept, features = [], []
@@ -174,7 +175,7 @@ def heldout_features(annotations: CelebAAnnotations, split: InversionSplit, conf
         features.append(metrics.inception.features(unit_range(batch["image"])))
         kept.append(batch["index"].numpy())
     kept_rows = rows[np.concatenate(kept)]
-    return HeldoutFeatures(kept_rows, np.concatenate(features), annotations.attributes[kept_rows])
+    return HeldoutFeatures(kept_rows, np.concatenate(features), faces.annotations.attributes[kept_rows])
 
 
 @dataclass
@@ -389,6 +390,7 @@ class Run:
     config: ReproduceConfig
     annotations: CelebAAnnotations
     split: InversionSplit
+    faces: FaceImages
     data_root: Path | None
     checkpoint_dir: Path
     device: torch.device
@@ -418,7 +420,8 @@ def open_run(config: ReproduceConfig, data_root: Path | None, checkpoint_dir: Pa
         checkpoint_dir, experiment_fingerprint(config, annotations, synthetic=data_root is None),
         remedy=f"resume it with the configuration and data it was started with, or start over with "
                f"another --out (or --checkpoint-dir) or after deleting {checkpoint_dir}")
-    return Run(config, annotations, split, data_root, Path(checkpoint_dir), select_device(config.device))
+    return Run(config, annotations, split, run_faces(annotations, split, config), data_root, Path(checkpoint_dir),
+               select_device(config.device))
 
 
 def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = None,
@@ -478,12 +481,12 @@ def evaluate_and_write(run: Run, judge: nn.Module, models_of: Callable[[str], di
     config, split, device = run.config, run.split, run.device
     out_dir = Path(out_dir)
     metrics = Metrics(config, device)
-    heldout = run.timed("Inception features of the held-out faces", heldout_features, run.annotations, split,
+    heldout = run.timed("Inception features of the held-out faces", heldout_features, run.faces, split,
                         config, metrics)
     evaluations: dict[str, AttributeEvaluation] = {}
     for attribute in config.data.attributes:
         models = models_of(attribute)
-        dataset = heldout_test_set(run.annotations, split, attribute, config.data)
+        dataset = heldout_test_set(run.faces, split, attribute)
         inversions = {model: invert_test_faces(models[model], MODEL_NAMES[model], dataset, attribute,
                                                config.evaluation.eval_batch_size, device,
                                                rows=split.test_indices[attribute])
@@ -527,8 +530,15 @@ def evaluate_and_write(run: Run, judge: nn.Module, models_of: Callable[[str], di
                             "train_images": len(split.train_indices),
                             "test_counts": split.test_counts, "corrupt_images_skipped": skipped,
                             "heldout_images_with_features": len(heldout.rows),
-                            "phase_seconds": run.phase_seconds})
+                            "phase_seconds": run.phase_seconds, **run.faces.describe(),
+                            "bf16_decisions": bf16_decisions(run.checkpoint_dir)})
     return {table.name: table for table in result_tables}
+
+
+def bf16_decisions(checkpoint_dir: Path) -> dict[str, dict]:
+    """Each training run's precision decision (``train.decide_precision``), by run folder."""
+    return {str(path.parent.relative_to(checkpoint_dir)): json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(Path(checkpoint_dir).glob(f"**/{BF16_DECISION_FILE}"))}
 
 
 def heldout_counts(heldout: HeldoutFeatures, attributes) -> dict[str, tuple[int, int]]:

@@ -10,6 +10,7 @@
   §7.1 (:func:`init_cyclegan_weights_`). Ours keep PyTorch's default initialisation: the paper
   gives none.
 - :class:`AttributeJudge`: a small classifier that measures the attribute success rate (not in the paper).
+- :class:`DiscriminatorOnGenerator`: a GAN pair as one network ``D(G(x))``, for timing.
 """
 from __future__ import annotations
 
@@ -267,6 +268,22 @@ class ImagePool(nn.Module):
             else:
                 returned.append(image)
         return torch.stack(returned)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class DiscriminatorOnGenerator(nn.Module):
+    """``D(G(x))`` as one network: every layer of a GAN pair, forward and backward, in one module,
+    for timing a training step with ``common.gpu.measure_training_throughput`` (the ``--bf16
+    auto`` calibration of ``train.decide_precision``, ``benchmarks.throughput``)."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+
+    def forward(self, image: torch.Tensor):
+        return self.discriminator(self.generator(image))
 
 
 # --------------------------------------------------------------------------- evaluation judge

@@ -2,13 +2,16 @@
 attribute judge, all through ``common.train.Trainer`` (checkpoints, resume, TensorBoard, log.csv).
 
 Each attribute gets its own G and D (§2: "Our model addresses each of the facial attributes
-independently"). GAN updates use ``step_fn`` with one optimizer per network.
+independently"). GAN updates use ``step_fn`` with one optimizer per network. Every run reads its
+faces through ``data.open_face_images`` (the decoded-image cache when ``image_cache_dir`` is set)
+and decides its precision once (:func:`decide_precision`).
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -16,18 +19,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.attributes import ATTRIBUTE_INDEX
-from common.checkpoint import configuration_fingerprint
+from common.checkpoint import configuration_fingerprint, write_atomically
 from common.data.celeba import CelebAAnnotations
+from common.gpu import select_device
 from common.seed import seed_everything
-from common.train import TrainConfig, Trainer, TrainResult
+from common.train import TrainConfig, Trainer, TrainResult, decide_bf16
 
 from . import losses
 from .config import CycleGANConfig, InversionLossConfig, OptimConfig, ReproduceConfig
-from .data import (InversionSplit, attribute_labels, attribute_training_set, cyclegan_training_set,
-                   face_dataset, heldout_test_set)
+from .data import (FaceImages, InversionSplit, attribute_labels, attribute_training_set, cyclegan_training_set,
+                   heldout_test_set, open_face_images)
 from .figures import save_sample_grid
-from .models import (AttributeJudge, AuxiliaryClassifierDiscriminator, ImagePool, PatchDiscriminator,
-                     ResnetGenerator, SkipReducedUNet)
+from .models import (AttributeJudge, AuxiliaryClassifierDiscriminator, DiscriminatorOnGenerator, ImagePool,
+                     PatchDiscriminator, ResnetGenerator, SkipReducedUNet)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +58,11 @@ def linear_decay_schedule(optimizer: torch.optim.Optimizer, optim: OptimConfig) 
 
 
 #: ``ReproduceConfig`` fields that say how a run executes, not what it trains: they may differ
-#: between a run and its resume.
-RUNTIME_FIELDS = ("device", "bf16", "channels_last", "compile", "checkpoint_every")
+#: between a run and its resume (bf16 only as far as :func:`decide_precision` allows: a training
+#: run keeps the precision it started with).
+RUNTIME_FIELDS = ("device", "bf16", "image_cache_dir", "channels_last", "compile", "checkpoint_every")
+#: The bf16 decision of a training run, in its run folder (:func:`decide_precision`).
+BF16_DECISION_FILE = "bf16.json"
 
 
 def experiment_fingerprint(config: ReproduceConfig, annotations: CelebAAnnotations,
@@ -72,11 +79,55 @@ def experiment_fingerprint(config: ReproduceConfig, annotations: CelebAAnnotatio
     return record
 
 
-def train_config(out_dir: Path, config: ReproduceConfig, max_steps: int) -> TrainConfig:
+def train_config(out_dir: Path, config: ReproduceConfig, max_steps: int, use_bf16: bool) -> TrainConfig:
     return TrainConfig(out_dir=out_dir, max_steps=max_steps, log_every=10,
                        eval_every=config.evaluation.sample_every, checkpoint_every=config.checkpoint_every,
-                       bf16=config.bf16, channels_last=config.channels_last, compile=config.compile,
+                       bf16=use_bf16, channels_last=config.channels_last, compile=config.compile,
                        device=config.device, seed=config.data.seed, progress=False)
+
+
+def run_faces(annotations: CelebAAnnotations, split: InversionSplit, config: ReproduceConfig) -> FaceImages:
+    """The faces a run reads: through the decoded-image cache in ``config.image_cache_dir`` (built
+    on first use, opened by every later run) or decoded on every read."""
+    return open_face_images(annotations, split, config.data.image_size, config.image_cache_dir)
+
+
+def decide_precision(config: ReproduceConfig, out_dir: Path, make_model: Callable[[], nn.Module],
+                     loss_fn: Callable[[Any, torch.Tensor], torch.Tensor], *, batch_size: int,
+                     label_columns: int | None = None) -> dict[str, Any]:
+    """Whether the training run in ``out_dir`` trains under bf16 autocast (``config.bf16``).
+
+    "auto" times a throwaway ``make_model()`` on one batch of ``batch_size`` random faces in
+    [-1, 1] with 0/1 labels (``(batch,)``, or ``(batch, label_columns)``) in fp32 and under bf16
+    (``common.train.decide_bf16``: on a CPU without native bf16 it is "off" untimed; CUDA: native
+    bf16 or not); "on" / "off" are taken as given. Every mode writes its decision to
+    ``out_dir/bf16.json``, and a folder holding one keeps it: a resume with "auto" reads it
+    without timing, one with the opposite explicit mode raises ``ValueError``. So a run never
+    changes precision half-way."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record_path = out_dir / BF16_DECISION_FILE
+    if record_path.is_file():
+        recorded = json.loads(record_path.read_text(encoding="utf-8"))
+        if config.bf16 != "auto" and recorded["use_bf16"] != (config.bf16 == "on"):
+            kept = "on" if recorded["use_bf16"] else "off"
+            raise ValueError(f"{out_dir} started with bf16 {kept} ({recorded['reason']}; {record_path}): "
+                             f"resume it with --bf16 {kept} or auto, or delete {out_dir} to start it over "
+                             f"with --bf16 {config.bf16}")
+        return recorded
+    size = config.data.image_size
+
+    def make_batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(0)
+        labels_shape = (n,) if label_columns is None else (n, label_columns)
+        return (torch.rand(n, 3, size, size, generator=generator) * 2 - 1,
+                torch.randint(0, 2, labels_shape, generator=generator).float())
+
+    decision = decide_bf16(config.bf16, record_path, select_device(config.device), make_model, make_batch,
+                           loss_fn, batch_size=batch_size, channels_last=config.channels_last)
+    if not record_path.is_file():  # "on" / "off": decide_bf16 keeps only what it decided itself
+        text = json.dumps(decision, indent=1) + "\n"
+        write_atomically(record_path, lambda temp_path: temp_path.write_text(text, encoding="utf-8"))
+    return decision
 
 
 class SampleGrids:
@@ -96,10 +147,10 @@ class SampleGrids:
         return {"sample_l1_change": float((inverted - self.images).abs().mean())}
 
 
-def fixed_samples(annotations: CelebAAnnotations, split: InversionSplit, attribute: str,
+def fixed_samples(faces: FaceImages, split: InversionSplit, attribute: str,
                   config: ReproduceConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``grid_images / 2`` positives and negatives of the test set (Fig. 2 columns)."""
-    dataset = heldout_test_set(annotations, split, attribute, config.data)
+    dataset = heldout_test_set(faces, split, attribute)
     positives, negatives = split.test_counts[attribute]
     half = config.evaluation.grid_images // 2
     chosen = [*range(min(half, positives)), *range(positives, positives + min(half, negatives))]
@@ -172,18 +223,37 @@ def inversion_step(trainer: Trainer, batch: dict, attribute: str,
     return {name: value.item() for name, value in logs.items()}
 
 
+def inversion_timing_loss(outputs: tuple, labels: torch.Tensor) -> torch.Tensor:
+    """G's adversarial and inverted-label classification terms of Eq. 6 on ``D(G(x))``
+    (``DiscriminatorOnGenerator``): the loss the ``--bf16 auto`` calibration times."""
+    source, attribute_logits, _ = outputs
+    return (losses.generator_adversarial_loss(source.float())
+            + losses.attribute_classification_loss(attribute_logits.float(), 1.0 - labels))
+
+
 def train_inversion(annotations: CelebAAnnotations, split: InversionSplit, attribute: str,
                     config: ReproduceConfig, out_dir: Path) -> tuple[dict[str, nn.Module], TrainResult]:
-    """Train our G and D for one attribute; resumes from ``out_dir/last.pt``."""
+    """Train our G and D for one attribute; resumes from ``out_dir/last.pt``.
+
+    ``--bf16 auto`` times ``D(G(x))`` trained as one network under G's adversarial and
+    classification terms (:func:`inversion_timing_loss`): every layer of both networks forward
+    and backward, as in the real step, where D's update and G's update run G once or twice and D
+    on two to three batches; the calibration's ratio is that of the same layers."""
+    size = config.data.image_size
+    use_bf16 = bool(decide_precision(
+        config, out_dir, lambda: DiscriminatorOnGenerator(SkipReducedUNet(size, config.generator),
+                                                          AuxiliaryClassifierDiscriminator(size, config.discriminator)),
+        inversion_timing_loss, batch_size=config.optim.batch_size)["use_bf16"])
+    faces = run_faces(annotations, split, config)
     seed_everything(config.data.seed)  # the initial weights
     models = build_inversion_models(config)
     optimizers = {"generator": adam(models["generator"].parameters(), config.optim),
                   "discriminator": adam(models["discriminator"].parameters(), config.optim)}
     schedulers = {name: linear_decay_schedule(optimizer, config.optim) for name, optimizer in optimizers.items()}
-    images, labels = fixed_samples(annotations, split, attribute, config)
+    images, labels = fixed_samples(faces, split, attribute, config)
     grids = SampleGrids(out_dir, images, labels, invert_with_generator)
-    trainer = Trainer(models, optimizers, attribute_training_set(annotations, split, attribute, config.data),
-                      train_config(out_dir, config, config.optim.max_steps),
+    trainer = Trainer(models, optimizers, attribute_training_set(faces, split, attribute, config.data),
+                      train_config(out_dir, config, config.optim.max_steps, use_bf16),
                       batch_size=config.optim.batch_size, schedulers=schedulers, evaluate_fn=grids,
                       step_fn=lambda trainer, batch: inversion_step(trainer, batch, attribute, config.losses))
     grids.trainer = trainer
@@ -245,7 +315,16 @@ def cyclegan_step(trainer: Trainer, batch: dict, config: CycleGANConfig,
 
 def train_cyclegan(annotations: CelebAAnnotations, split: InversionSplit, attribute: str,
                    config: ReproduceConfig, out_dir: Path) -> tuple[dict[str, nn.Module], TrainResult]:
-    """Train the CycleGAN baseline for one attribute on the same training pool as ours."""
+    """Train the CycleGAN baseline for one attribute on the same training pool as ours.
+
+    ``--bf16 auto`` times ``D_B(G_AB(a))`` (the other direction has the same networks) trained as
+    one network under G's LSGAN term, as :func:`train_inversion` times ours."""
+    use_bf16 = bool(decide_precision(
+        config, out_dir, lambda: DiscriminatorOnGenerator(ResnetGenerator(config.cyclegan),
+                                                          PatchDiscriminator(config.cyclegan)),
+        lambda logits, _labels: losses.lsgan_loss(logits.float(), True),
+        batch_size=config.optim.batch_size)["use_bf16"])
+    faces = run_faces(annotations, split, config)
     seed_everything(config.data.seed)  # the initial weights
     models = build_cyclegan_models(config)
     generator_parameters = [*models["generator_ab"].parameters(), *models["generator_ba"].parameters()]
@@ -256,10 +335,10 @@ def train_cyclegan(annotations: CelebAAnnotations, split: InversionSplit, attrib
     schedulers = {name: linear_decay_schedule(optimizer, config.optim) for name, optimizer in optimizers.items()}
     size = config.data.image_size
     pools = {name: ImagePool(config.cyclegan.pool_size, (3, size, size)) for name in ("pool_a", "pool_b")}
-    images, labels = fixed_samples(annotations, split, attribute, config)
+    images, labels = fixed_samples(faces, split, attribute, config)
     grids = SampleGrids(out_dir, images, labels, invert_with_cyclegan)
-    trainer = Trainer(models, optimizers, cyclegan_training_set(annotations, split, attribute, config.data),
-                      train_config(out_dir, config, config.optim.max_steps),
+    trainer = Trainer(models, optimizers, cyclegan_training_set(faces, split, attribute, config.data),
+                      train_config(out_dir, config, config.optim.max_steps, use_bf16),
                       batch_size=config.optim.batch_size, schedulers=schedulers, evaluate_fn=grids,
                       extra_state=pools,
                       step_fn=lambda trainer, batch: cyclegan_step(trainer, batch, config.cyclegan, pools))
@@ -282,6 +361,11 @@ def train_judge(annotations: CelebAAnnotations, split: InversionSplit, config: R
     labels = annotations.attributes[split.train_indices][:, columns].astype(np.float64)
     positive_fraction = labels.mean(axis=0).clip(1e-3, 1 - 1e-3)
     pos_weight = torch.tensor((1 - positive_fraction) / positive_fraction, dtype=torch.float32)
+    use_bf16 = bool(decide_precision(
+        config, out_dir, lambda: AttributeJudge(len(attributes), config.judge.channels),
+        lambda logits, targets: F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight),
+        batch_size=config.judge.batch_size, label_columns=len(attributes))["use_bf16"])
+    faces = run_faces(annotations, split, config)
     seed_everything(config.data.seed)  # the initial weights
     judge = AttributeJudge(len(attributes), config.judge.channels)
     column_index = torch.tensor(columns)
@@ -293,9 +377,9 @@ def train_judge(annotations: CelebAAnnotations, split: InversionSplit, config: R
         accuracy = ((logits > 0).float() == targets).float().mean()
         return loss, {"accuracy": float(accuracy)}
 
-    dataset = face_dataset(annotations, split.train_indices, config.data.image_size, hflip=config.data.hflip)
+    dataset = faces.dataset(split.train_indices, hflip=config.data.hflip)
     judge_config = config.judge
-    train_cfg = train_config(out_dir, config, judge_config.max_steps)
+    train_cfg = train_config(out_dir, config, judge_config.max_steps, use_bf16)
     train_cfg.eval_every = 0
     trainer = Trainer(judge, torch.optim.Adam(judge.parameters(), lr=judge_config.learning_rate), dataset,
                       train_cfg, batch_size=min(judge_config.batch_size, len(dataset)), loss_fn=loss_fn)

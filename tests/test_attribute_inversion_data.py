@@ -8,7 +8,7 @@ from PIL import Image
 from common.attributes import ATTRIBUTE_INDEX
 from common.data.celeba import read_celeba
 from attribute_inversion.config import DataConfig
-from attribute_inversion.data import (CentreSquareCrop, UnpairedDomains, attribute_training_set,
+from attribute_inversion.data import (CentreSquareCrop, FaceImages, UnpairedDomains, attribute_training_set,
                                       cyclegan_training_set, make_split, oversampled_indices, heldout_test_set)
 
 ATTRIBUTE = "Mouth_Slightly_Open"  # varies within identities, so both classes are held out
@@ -60,10 +60,11 @@ def test_split_caps_the_training_pool(annotations):
 def test_training_and_test_sets_give_faces_in_tanh_range(annotations):
     config = DataConfig(attributes=(ATTRIBUTE,), image_size=32, test_images_per_class=4, heldout_fraction=0.3)
     split = make_split(annotations, config)
-    train = attribute_training_set(annotations, split, ATTRIBUTE, config)
+    faces = FaceImages(annotations, config.image_size)
+    train = attribute_training_set(faces, split, ATTRIBUTE, config)
     labels = train.attributes[:, ATTRIBUTE_INDEX[ATTRIBUTE]]
     assert labels.sum() * 2 == len(labels)  # oversampled to balance
-    sample = heldout_test_set(annotations, split, ATTRIBUTE, config)[0]
+    sample = heldout_test_set(faces, split, ATTRIBUTE)[0]
     assert sample["image"].shape == (3, 32, 32)
     assert -1.0 <= sample["image"].min() and sample["image"].max() <= 1.0
 
@@ -71,7 +72,7 @@ def test_training_and_test_sets_give_faces_in_tanh_range(annotations):
 def test_cyclegan_domains_are_the_negatives_and_positives_of_the_same_pool(annotations):
     config = DataConfig(attributes=(ATTRIBUTE,), image_size=32, heldout_fraction=0.3)
     split = make_split(annotations, config)
-    domains = cyclegan_training_set(annotations, split, ATTRIBUTE, config)
+    domains = cyclegan_training_set(FaceImages(annotations, config.image_size), split, ATTRIBUTE, config)
     assert isinstance(domains, UnpairedDomains)
     column = ATTRIBUTE_INDEX[ATTRIBUTE]
     assert not domains.domain_a.attributes[:, column].any()

@@ -93,7 +93,7 @@ def test_bf16_autocast_and_channels_last_path_runs(train_fn, data, tmp_path):
     """The GPU settings (bf16 autocast, channels_last) exercised on CPU."""
     annotations, split = data
     config = tiny_config(2)
-    config.bf16, config.channels_last = True, True
+    config.bf16, config.channels_last = "on", True
     models, result = train_fn(annotations, split, ATTRIBUTE, config, tmp_path / "bf16")
     assert result.step == 2
     for model in models.values():
