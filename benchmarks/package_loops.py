@@ -4,12 +4,19 @@
 For a package, one measurement runs, on the same model, batch size and input:
 
 * **package loop**: the package's own training function (the one ``reproduce`` calls, with its
-  data pipeline: the decoded-image cache, augmentation, its loss) for ``steps`` steps on a
-  training subset of ``steps x batch`` images; images/s as ``common.train.Trainer`` logs them
-  (data loading included, the first step excluded as warm-up, validation not timed);
+  data pipeline: the decoded-image cache where the package uses one, augmentation, its loss) for
+  ``steps`` steps on a training subset of ``steps x batch`` images; images/s as
+  ``common.train.Trainer`` logs them (``samples_per_second``: data loading included, the first
+  step excluded as warm-up, validation not timed);
 * **plain eager**: forward + loss + backward + the package's optimizer on one fixed batch taken
-  from that dataset (``common.gpu.measure_training_throughput``: no data loading at all);
+  from that dataset (``common.gpu.measure_training_throughput``: no data loading at all); for a
+  GAN, the package's own update (its ``step_fn``: every network's forward, loss, backward and
+  optimizer step) called on that batch without the Trainer (:class:`PlainEagerSteps`);
 * **input pipeline**: the training dataset alone, batched by a DataLoader as the loop does, images/s.
+
+A GAN's images are its generator's input images per step (the Trainer counts the batch's
+``"image"``), the same count on all three sides; each such step runs more than one network pass
+per image (:attr:`LoopMeasurement.note` says how many).
 
 The targets (issue #16): loop >= 1.0x plain eager (aim 1.2x: the loop may only win by overlapping
 data loading, which one process on 2 cores cannot), input pipeline >= 3x the model's step rate.
@@ -19,6 +26,7 @@ else synthetic faces at the same size.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import time
@@ -46,6 +54,8 @@ class LoopMeasurement:
     loop_images_per_second: float
     eager_images_per_second: float
     pipeline_images_per_second: float
+    #: What an image means where it is not one forward + backward of one network (a GAN step).
+    note: str = ""
 
     @property
     def loop_vs_eager(self) -> float:
@@ -79,6 +89,35 @@ def _eager(model: torch.nn.Module, batch: dict, loss_fn: Callable, optimizer_fac
     return measure_training_throughput(model, lambda _n: (images, targets), loss_fn, batch_size=len(images),
                                        steps=steps, warmup_steps=1, device="cpu",
                                        optimizer_factory=optimizer_factory).images_per_second
+
+
+class PlainEagerSteps:
+    """What a package's GAN ``step_fn`` uses of ``common.train.Trainer``, in plain eager PyTorch:
+    the networks (``models`` = ``raw_models``), no autocast, and zero_grad + backward + step of the
+    named optimizer. The update itself is the package's, so loop / eager is the Trainer's and the
+    data pipeline's overhead alone."""
+
+    def __init__(self, models: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]):
+        self.models = self.raw_models = models
+        self.optimizers = optimizers
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def backward_and_step(self, loss: torch.Tensor, optimizer_name: str) -> None:
+        optimizer = self.optimizers[optimizer_name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def _eager_steps(step: Callable[[], object], images_per_step: int, steps: int) -> float:
+    """Images/s of ``steps`` calls of ``step`` after one warm-up call."""
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return images_per_step * steps / (time.perf_counter() - start)
 
 
 def _first_batch(dataset: Dataset, batch_size: int) -> dict:
@@ -154,6 +193,83 @@ def measure_celeba_resnet_densenet(data_root: str | None, steps: int, work_dir: 
                            pipeline_images_per_second(datasets["train"], batch_size, steps))
 
 
+def measure_ssp_ssg(data_root: str | None, steps: int, work_dir: Path, model_name: str = "avgpool") -> LoopMeasurement:
+    """ssp_ssg's cpu scale: one attribute network (``avgpool``: Avg. Pooling; 1/4 width, 109x89) through
+    ``train.train_attributes`` on the package's training set (``jobs.prepare_data``: images
+    decoded, resized and flipped on every read; real data needs its pseudo masks, which select the
+    images). The cpu run trains two networks side by side on one thread each; here both sides run
+    at this process's thread count."""
+    from ssp_ssg.__main__ import DEFAULT_MASKS_ROOT
+    from ssp_ssg.config import ReproduceConfig
+    from ssp_ssg.jobs import ReproductionInputs, prepare_data
+    from ssp_ssg.losses import attribute_loss
+    from ssp_ssg.models import build_attribute_model
+    from ssp_ssg.train import RunSettings, train_attributes
+
+    config = ReproduceConfig.cpu()
+    if data_root is None:
+        n_faces = _synthetic_faces_for(config.optim.batch_size * steps)
+        config = dataclasses.replace(config, data=dataclasses.replace(
+            config.data, synthetic_n=n_faces, synthetic_size=tuple(config.data.image_size)))
+    batch_size, optim = config.optim.batch_size, config.optim
+    settings = RunSettings(device="cpu", seed=config.seed, log_every=config.log_every, checkpoint_every=0,
+                           tensorboard=False, progress=False, num_workers=config.num_workers)
+    data = prepare_data(ReproductionInputs(config, work_dir, settings,
+                                           data_root=None if data_root is None else Path(data_root),
+                                           masks_root=None if data_root is None else DEFAULT_MASKS_ROOT,
+                                           synthetic_cache=Path("results/.synthetic")))
+    if len(data.train_set) < batch_size * steps:
+        raise ValueError(f"{len(data.train_set)} training images are fewer than {steps} steps of {batch_size}")
+    train_set = Subset(data.train_set, range(batch_size * steps))
+    trained = train_attributes(build_attribute_model(model_name, config.architecture), train_set,
+                               work_dir / model_name, optim, steps, settings)
+    eager = _eager(build_attribute_model(model_name, config.architecture), _first_batch(train_set, batch_size),
+                   attribute_loss, lambda params: torch.optim.Adagrad(params, lr=optim.learning_rate,
+                                                                      weight_decay=optim.weight_decay), steps)
+    network = f"{model_name}, width x{config.architecture.width_multiplier:g}"
+    return LoopMeasurement("ssp_ssg", network, _data_name(data_root), tuple(config.data.image_size), batch_size,
+                           steps, trained.samples_per_second, eager,
+                           pipeline_images_per_second(train_set, batch_size, steps))
+
+
+def measure_attribute_inversion(data_root: str | None, steps: int, work_dir: Path,
+                                attribute: str = "Male") -> LoopMeasurement:
+    """attribute_inversion's cpu scale: our GAN (U-Net G and auxiliary-classifier D, base width 16,
+    64x64) through ``train.train_inversion`` on the cached, flipped, minority-oversampled faces,
+    against its ``inversion_step`` (one D update, Eq. 7, then one G update, Eq. 6) on one fixed
+    batch in :class:`PlainEagerSteps`. Images are G's input faces per step. ``attribute``: Male, a
+    cpu-scale attribute whose classes both occur among a few held-out synthetic identities."""
+    from attribute_inversion.config import ReproduceConfig
+    from attribute_inversion.data import attribute_training_set, make_split
+    from attribute_inversion.train import adam, build_inversion_models, inversion_step, run_faces, train_inversion
+    from common.data.sources import open_celeba_source
+
+    config = ReproduceConfig.cpu()
+    batch_size = config.optim.batch_size
+    data = dataclasses.replace(config.data, attributes=(attribute,), max_train_images=batch_size * steps)
+    if data_root is None:
+        data = dataclasses.replace(data, synthetic_n=_synthetic_faces_for(batch_size * steps))
+    config = dataclasses.replace(
+        config, data=data, optim=dataclasses.replace(config.optim, max_steps=steps),
+        evaluation=dataclasses.replace(config.evaluation, sample_every=0), device="cpu", bf16="off",
+        channels_last=False, image_cache_dir=str(work_dir / "cache"))
+    annotations = open_celeba_source(data_root, synthetic_n=data.synthetic_n, synthetic_size=data.synthetic_size,
+                                     seed=data.seed)
+    split = make_split(annotations, data)
+    trained = train_inversion(annotations, split, attribute, config, work_dir / "ours")[1]
+    dataset = attribute_training_set(run_faces(annotations, split, config), split, attribute, data)
+    models = build_inversion_models(config)
+    plain = PlainEagerSteps(models, {name: adam(model.parameters(), config.optim) for name, model in models.items()})
+    batch = _first_batch(dataset, batch_size)
+    eager = _eager_steps(lambda: inversion_step(plain, batch, attribute, config.losses), batch_size, steps)
+    return LoopMeasurement(
+        "attribute_inversion", f"U-Net G + aux. classifier D, width {config.generator.base_channels}",
+        _data_name(data_root), (data.image_size, data.image_size), batch_size, steps, trained.samples_per_second,
+        eager, pipeline_images_per_second(dataset, batch_size, steps),
+        note="images = G's input faces per step; a step is one D update (G(x), D on x and G(x)) and one G "
+             "update (G(G(x)), D on G(x), G(G(x)) and x)")
+
+
 def _synthetic_faces_for(train_images: int) -> int:
     """Synthetic faces enough for ``train_images`` training images after a 70 / 10 / 20 split."""
     return int(train_images / 0.6) + 64
@@ -167,11 +283,11 @@ def _data_name(data_root: str | None) -> str:
 MEASUREMENTS: dict[str, Callable[[str | None, int, Path], LoopMeasurement]] = {
     "celeba_ffhq_labels": measure_celeba_ffhq_labels,
     "celeba_resnet_densenet": measure_celeba_resnet_densenet,
+    "ssp_ssg": measure_ssp_ssg,
+    "attribute_inversion": measure_attribute_inversion,
 }
-#: Packages whose loop is not measured yet, and why (shown in the table).
+#: Packages whose loop is not measured, and why (shown in the table).
 NOT_MEASURED: dict[str, str] = {
-    "ssp_ssg": "n/a: not wired into this bench yet (its data pipeline is images + pseudo masks, no cache)",
-    "attribute_inversion": "n/a: not wired into this bench yet (GAN loop: two to four networks per step)",
     "mtfl_compare": "n/a: TensorFlow / tf-slim loop, outside common.train",
 }
 
@@ -204,6 +320,7 @@ def loops_markdown(measured: list[LoopMeasurement]) -> str:
     lines += ["", f"Targets (issue #16): loop / eager >= 1.0x and pipeline / step >= 3x; met by "
                   f"{', '.join(met) if met else 'none'} of the {len(measured)} measured. Both sides fp32, "
                   "channels-first, the package's optimiser; eager = one fixed batch, no data loading."]
+    lines += [f"- {m.package}: {m.note}." for m in measured if m.note]
     return "\n".join(lines) + "\n"
 
 

@@ -21,22 +21,11 @@ def _sum_of_means(outputs, _targets) -> torch.Tensor:
     return outputs.float().logsumexp(dim=1).mean() if outputs.dim() > 1 else outputs.float().mean()
 
 
-class _GeneratorThenDiscriminator(nn.Module):
-    """One training pass of a GAN pair, G then D on G's output."""
-
-    def __init__(self, generator: nn.Module, discriminator: nn.Module):
-        super().__init__()
-        self.generator, self.discriminator = generator, discriminator
-
-    def forward(self, image: torch.Tensor):
-        return self.discriminator(self.generator(image))
-
-
 def package_throughput_cases() -> dict[str, tuple[Callable[[], nn.Module], Callable, Callable]]:
     import dataclasses
 
     from attribute_inversion.models import (
-        AuxiliaryClassifierDiscriminator, PatchDiscriminator, ResnetGenerator, SkipReducedUNet)
+        AuxiliaryClassifierDiscriminator, DiscriminatorOnGenerator, PatchDiscriminator, ResnetGenerator, SkipReducedUNet)
     from ssp_ssg.config import ArchitectureConfig
     from celeba_ffhq_labels.config import MODELS as FFHQ_MODELS
     from celeba_ffhq_labels.models import build_classifier as build_ffhq_classifier
@@ -52,10 +41,10 @@ def package_throughput_cases() -> dict[str, tuple[Callable[[], nn.Module], Calla
                                          _images((218, 178), multilabel), _sum_of_means),
         "ssp_ssp_net@218x178": (lambda: build_attribute_model("ssp", architecture, SegmentationNet(architecture)),
                                 _images((218, 178), multilabel), bce),
-        "inversion_unet_g+d@128": (lambda: _GeneratorThenDiscriminator(SkipReducedUNet(128),
-                                                                      AuxiliaryClassifierDiscriminator(128)),
+        "inversion_unet_g+d@128": (lambda: DiscriminatorOnGenerator(SkipReducedUNet(128),
+                                                                   AuxiliaryClassifierDiscriminator(128)),
                                    _images((128, 128), multilabel), _sum_of_means),
-        "cyclegan_resnet_g+patch_d@128": (lambda: _GeneratorThenDiscriminator(ResnetGenerator(), PatchDiscriminator()),
+        "cyclegan_resnet_g+patch_d@128": (lambda: DiscriminatorOnGenerator(ResnetGenerator(), PatchDiscriminator()),
                                           _images((128, 128), multilabel), _sum_of_means),
         # celeba_ffhq_labels' candidates for its CPU scale, at the shared images' native 109x89
         **{f"ffhq_{name}@109x89": (

@@ -51,11 +51,15 @@ def test_every_headline_points_at_a_computed_cell():
 
 def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path):
     """``--cpu --quick --loops``: each package's own loop, the eager step and the input pipeline get positive
-    rates, in the Markdown table and the JSON (synthetic faces: the data root holds no CelebA)."""
+    rates, in the Markdown table and the JSON (synthetic faces: the data root holds no CelebA); every
+    package on common.train is measured (ssp_ssg's Avg. Pooling, attribute_inversion's GAN with its
+    images counted as G's inputs), mtfl_compare's TensorFlow loop is named as not measured."""
     import json
 
     from benchmarks.package_loops import MEASUREMENTS, NOT_MEASURED
 
+    assert list(MEASUREMENTS) == ["celeba_ffhq_labels", "celeba_resnet_densenet", "ssp_ssg", "attribute_inversion"]
+    assert list(NOT_MEASURED) == ["mtfl_compare"]
     assert throughput.main(["--cpu", "--quick", "--only", "ffhq_reduced@109x89", "--loops", *MEASUREMENTS,
                             "--data-root", str(tmp_path / "no_data"), "--out", str(tmp_path)]) == 0
     [markdown] = tmp_path.glob("throughput-cpu-*.md")
@@ -69,6 +73,11 @@ def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path
         assert record["loop_vs_eager"] == record["loop_images_per_second"] / record["eager_images_per_second"]
         assert f"| {record['package']} |" in text
     assert all(reason in text for reason in NOT_MEASURED.values())
+    gan = next(record for record in records if record["package"] == "attribute_inversion")
+    assert gan["input_size"] == [64, 64] and "G's input faces per step" in gan["note"]
+    assert f"- attribute_inversion: {gan['note']}." in text
+    ssp = next(record for record in records if record["package"] == "ssp_ssg")
+    assert ssp["network"].startswith("avgpool") and ssp["input_size"] == [109, 89] and ssp["batch_size"] == 32
 
 
 def test_bf16_validation_compares_against_the_seed_difference_on_the_same_images():
