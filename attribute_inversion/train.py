@@ -237,8 +237,9 @@ def train_inversion(annotations: CelebAAnnotations, split: InversionSplit, attri
 
     ``--bf16 auto`` times ``D(G(x))`` trained as one network under G's adversarial and
     classification terms (:func:`inversion_timing_loss`): every layer of both networks forward
-    and backward, as in the real step, where D's update and G's update run G once or twice and D
-    on two to three batches; the calibration's ratio is that of the same layers."""
+    and backward, as in the real step (:func:`inversion_step`), which runs G on x and on G(x) and
+    D on x and G(x) for D's update and on x, G(x) and G(G(x)) for G's; the calibration's ratio is
+    that of the same layers, weighted one pass each."""
     size = config.data.image_size
     use_bf16 = bool(decide_precision(
         config, out_dir, lambda: DiscriminatorOnGenerator(SkipReducedUNet(size, config.generator),

@@ -216,8 +216,7 @@ def measure_ssp_ssg(data_root: str | None, steps: int, work_dir: Path, model_nam
                            tensorboard=False, progress=False, num_workers=config.num_workers)
     data = prepare_data(ReproductionInputs(config, work_dir, settings,
                                            data_root=None if data_root is None else Path(data_root),
-                                           masks_root=None if data_root is None else DEFAULT_MASKS_ROOT,
-                                           synthetic_cache=Path("results/.synthetic")))
+                                           masks_root=None if data_root is None else DEFAULT_MASKS_ROOT))
     if len(data.train_set) < batch_size * steps:
         raise ValueError(f"{len(data.train_set)} training images are fewer than {steps} steps of {batch_size}")
     train_set = Subset(data.train_set, range(batch_size * steps))
