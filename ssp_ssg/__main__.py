@@ -35,6 +35,9 @@ import torch  # noqa: F401  -- torch before anything that might import tensorflo
 from ssp_ssg.config import ReproduceConfig
 
 DEFAULT_MASKS_ROOT = Path("results/.pseudo_masks/celeba")
+#: ``--bf16`` when not given: timed per network at the real-data scales, fp32 at smoke scale
+#: (measured: benchmarks/results/ssp_ssg/cpu_real_v2/bf16_channels_last.md).
+SCALE_BF16 = {"smoke": "off", "cpu": "auto", "paper": "auto"}
 #: ``predict --geometry`` choices (``common.inference.GEOMETRIES``; a test keeps them equal),
 #: spelled out so that building the parser does not import the inference code.
 GEOMETRIES = ("auto", "celeba", "celeba-hq", "resize")
@@ -97,8 +100,11 @@ def _reproduce(args) -> int:
     if masks_root is None and args.data_root is not None:
         masks_root = DEFAULT_MASKS_ROOT
     settings = RunSettings(device=args.device, seed=config.seed, log_every=config.log_every,
-                           checkpoint_every=config.checkpoint_every, bf16=args.bf16,
-                           channels_last=args.channels_last, compile=args.compile,
+                           checkpoint_every=config.checkpoint_every,
+                           bf16=args.bf16 if args.bf16 is not None else SCALE_BF16[config.scale],
+                           channels_last=(args.channels_last if args.channels_last is not None
+                                          else config.scale != "smoke"),
+                           compile=args.compile,
                            num_workers=config.num_workers if args.num_workers is None else args.num_workers,
                            tensorboard=config.scale == "paper", progress=not args.no_progress)
     if args.parallel_jobs is not None:
@@ -237,11 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     reproduce.add_argument("--helen-root", type=Path, default=None,
                            help="Helen in Smith et al.'s layout: train / test the parser on it (§4.1)")
     reproduce.add_argument("--lfwa-root", type=Path, default=None, help="LFWA, for Table 3")
-    reproduce.add_argument("--bf16", choices=("off", "on", "auto"), default="off",
+    reproduce.add_argument("--bf16", choices=("off", "on", "auto"), default=None,
                            help="bf16 autocast: auto = decided per network once (native on CUDA, "
-                                "timed on CPUs with native bf16); default off (the SSP basic net "
-                                "measured 0.82x as fast in bf16 on an AMX Xeon)")
-    reproduce.add_argument("--channels-last", action="store_true")
+                                "timed on CPUs with native bf16, off elsewhere); default: auto at the "
+                                "cpu and paper scales (1.6-1.9x on an AVX512_BF16 EPYC, 0.82x for the "
+                                "SSP net on an AMX Xeon), off at smoke scale (its expected bands are fp32)")
+    reproduce.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                           help="NHWC activations; default: on at the cpu and paper scales (1.2-1.3x "
+                                "in fp32 on the EPYC), off at smoke scale")
     reproduce.add_argument("--compile", action="store_true", help="torch.compile the models")
     reproduce.add_argument("--num-workers", type=int, default=None)
     reproduce.add_argument("--parallel-jobs", type=int, default=None,

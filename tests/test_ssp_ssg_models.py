@@ -209,6 +209,25 @@ def test_config_overrides_from_the_command_line():
         apply_overrides(config, ["optim.nonexistent=1"])
 
 
+@pytest.mark.parametrize("argv, bf16, channels_last", [
+    (["--scale", "smoke"], "off", False),
+    (["--scale", "cpu"], "auto", True),
+    (["--scale", "cpu", "--bf16", "on", "--no-channels-last"], "on", False),
+    (["--scale", "smoke", "--bf16", "auto", "--channels-last"], "auto", True),
+])
+def test_reproduce_precision_and_layout_defaults_follow_the_scale(monkeypatch, argv, bf16, channels_last):
+    import ssp_ssg.__main__ as cli
+    import ssp_ssg.reproduce
+
+    seen = {}
+    monkeypatch.setattr(ssp_ssg.reproduce, "reproduce", lambda inputs, _argv: seen.setdefault("inputs", inputs))
+    monkeypatch.setattr(cli, "_print_summary", lambda *_args: None)
+    monkeypatch.setattr(torch, "set_num_threads", lambda _n: None)
+    assert cli.main(["reproduce", *argv]) == 0
+    settings = seen["inputs"].settings
+    assert (settings.bf16, settings.channels_last) == (bf16, channels_last)
+
+
 def test_pseudo_mask_module_imports_no_torch_and_builds_polygons():
     """pseudo_masks must run in .venv-masks (numpy, PIL, tqdm, mediapipe only)."""
     code = ("import sys, ssp_ssg.pseudo_masks; "
