@@ -39,6 +39,7 @@ from common.export import CELEBA_MODEL_LICENCE, load_shipped_model, save_shipped
 from common.gpu import select_device
 from common.inference import (FRAMES, GEOMETRIES, collect_images, frame_for_geometry,
                               map_to_frame, run_inference, write_predictions_csv)
+from common.tables import Table, read_tables
 from common.train import load_trained_models
 from ssp_ssg.config import ArchitectureConfig
 from ssp_ssg.evaluate import attribute_scores
@@ -305,9 +306,9 @@ def ship_model(run: str | os.PathLike, out: str | os.PathLike = SHIPPED_MODEL, *
     :data:`MODEL_CARD_NAME` beside ``out`` from the run's ``run.json`` / ``tables.json`` and that
     check (every number computed, none typed)."""
     run_dir = find_run_folder(run)
-    for record in ("run.json", "tables.json"):
-        if not (run_dir / record).is_file():
-            raise FileNotFoundError(f"{run_dir / record} is missing: ship a finished reproduce run")
+    if not (run_dir / "run.json").is_file():
+        raise FileNotFoundError(f"{run_dir / 'run.json'} is missing: ship a finished reproduce run")
+    tables = read_tables(run_dir)
     path, size = export_model(run_dir, out)
     inputs = inputs_from_run(run_dir, RunSettings(device="cpu"))
     data = prepare_data(inputs)
@@ -326,20 +327,15 @@ def ship_model(run: str | os.PathLike, out: str | os.PathLike = SHIPPED_MODEL, *
     check = ShippedModelCheck(path, size, len(test_paths), scores["shipped"].error,
                               scores["shipped"].average_precision, scores["checkpoint"].error,
                               scores["checkpoint"].average_precision)
-    write_model_card(run_dir, check)
+    write_model_card(run_dir, tables, check)
     return check
 
 
-def _table_row(table: dict, label: str) -> list | None:
-    return next((row for row in table["rows"] if row[0] == label), None)
-
-
-def write_model_card(run_dir: Path, check: ShippedModelCheck) -> Path:
+def write_model_card(run_dir: Path, tables: dict[str, Table], check: ShippedModelCheck) -> Path:
     """``MODEL_CARD.md`` beside the shipped file: data, split, scale, Table 2's SSP row with the
     majority floor, every claim about SSP with its paired interval, the localisation check, the
     shipped-weights check and the licence; all read from the run's records."""
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    tables = json.loads((run_dir / "tables.json").read_text(encoding="utf-8"))
     facts, config = run["extra"], run["config"]
     height, width = config["data"]["image_size"]
     lines = [
@@ -367,11 +363,11 @@ def write_model_card(run_dir: Path, check: ShippedModelCheck) -> Path:
         f"## Table 2 on the {facts['test_images']:,} test images (ours; the paper's are on CelebA's test partition "
         "at full scale)", "",
         "| model | error % | AP % | balanced accuracy % (weighted BCE) |", "|---|---:|---:|---:|"]
-    column = {key: tables[key]["columns"].index("Pre-cropped: ours") for key in
+    column = {key: tables[key].columns.index("Pre-cropped: ours") for key in
               ("table2_error", "table2_average_precision", "table2_balanced_accuracy")}
 
     def cell(key: str, label: str) -> str:
-        row = _table_row(tables[key], label)
+        row = next((row for row in tables[key].rows if row[0] == label), None)
         if row is None:
             return "n/a: not in this table"
         value = row[column[key]]
@@ -384,7 +380,7 @@ def write_model_card(run_dir: Path, check: ShippedModelCheck) -> Path:
     lines += ["", "## The paper's comparisons involving SSP (paired 95 % bootstrap intervals over test images)", "",
               "| comparison: measure | ours: A − B | 95 % CI | verdict |", "|---|---:|---|---|"]
     verdicts = {1: "A better", -1: "B better", 0: "not distinguishable at this scale"}
-    for row in claims["rows"]:
+    for row in claims.rows:
         if row[0].startswith("SSP"):
             low, high = row[3], row[4]
             interval = (f"[{low:+.2f}, {high:+.2f}]" if isinstance(low, (int, float)) and isinstance(high, (int, float))
