@@ -34,9 +34,9 @@ class Headline:
 
 HEADLINES = [
     Headline("ssp_ssg", "AP %, SSP + SSG, pre-cropped CelebA (Table 2)", "table2_average_precision",
-             ("Ours: SSP + SSG", "Pre-cropped: ours"), ("Ours: SSP + SSG", "Pre-cropped: paper"), "cpu_real"),
+             ("Ours: SSP + SSG", "Pre-cropped: ours"), ("Ours: SSP + SSG", "Pre-cropped: paper"), "cpu_real_v2"),
     Headline("ssp_ssg", "parsing mean IoU %, joint training (Table 4)", "table4_parsing_iou",
-             ("Average", "w/ attributes: ours"), ("Average", "w/ attributes: paper"), "cpu_real"),
+             ("Average", "w/ attributes: ours"), ("Average", "w/ attributes: paper"), "cpu_real_v2"),
     Headline("celeba_ffhq_labels", "mean AUROC, 40 attributes (Fig. 3)", "summary",
              ("Mean AUROC (40 attributes)", "Ours"), ("Mean AUROC (40 attributes)", "Paper")),
     Headline("celeba_resnet_densenet", "ResNet50 F-score (Testing)", "test_results",
@@ -44,9 +44,9 @@ HEADLINES = [
     Headline("celeba_resnet_densenet", "DenseNet121 F-score (Testing)", "test_results",
              ("DenseNet121 F-score", "Ours"), ("DenseNet121 F-score", "Paper")),
     Headline("mtfl_compare", "smile accuracy %, InceptionV3 approach 1, nose crop (Table 3)", "summary_accuracy",
-             ("InceptionV3 approach 1, Smile*", "Ours"), ("InceptionV3 approach 1, Smile*", "Paper")),
+             ("InceptionV3 approach 1, Smile*", "Ours"), ("InceptionV3 approach 1, Smile*", "Paper"), "cpu_real_v2"),
     Headline("mtfl_compare", "gender accuracy %, InceptionV3 approach 1, nose crop (Table 4)", "summary_accuracy",
-             ("InceptionV3 approach 1, Gender*", "Ours"), ("InceptionV3 approach 1, Gender*", "Paper")),
+             ("InceptionV3 approach 1, Gender*", "Ours"), ("InceptionV3 approach 1, Gender*", "Paper"), "cpu_real_v2"),
     Headline("attribute_inversion", "FID, eyeglasses inverted, ours (Table 1)", "table1",
              ("ours (this run)", "W/Wo eyeglasses FID"), ("ours (paper)", "W/Wo eyeglasses FID")),
     Headline("attribute_inversion", "FID, eyeglasses inverted, CycleGAN (Table 1)", "table1",
