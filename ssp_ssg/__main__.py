@@ -11,7 +11,8 @@
     python -m ssp_ssg ship --checkpoint RUN_DIR [--out FILE]
         export, check the written file against the checkpoint on the run's test images through
         the predict path, and write MODEL_CARD.md beside it
-    python -m ssp_ssg throughput [--input 109x89] [--width-multiplier 1.0] [--batch-size 32]
+    python -m ssp_ssg throughput [--models avgpool,ssp,parser] [--input 109x89] [--width-multiplier 1.0]
+        [--batch-size 32] [--modes fp32,bf16-cl] [--threads N]
     python -m ssp_ssg masks-grid --data-root DIR [--masks-root DIR] --out PNG
 
 Pseudo parsing masks for real images are made by ``python -m ssp_ssg.pseudo_masks`` in the
@@ -205,8 +206,14 @@ def _throughput(args) -> int:
     from ssp_ssg.throughput import measure_models
 
     height, width = (int(v) for v in args.input.lower().split("x"))
-    for row in measure_models(args.models.split(","), (height, width), args.width_multiplier,
-                              args.batch_size, args.steps, args.device):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        rows = measure_models(args.models.split(","), (height, width), args.width_multiplier,
+                              args.batch_size, args.steps, args.device, modes=args.modes.split(","))
+    except ValueError as error:
+        raise SystemExit(f"throughput: {error}") from None
+    for row in rows:
         print(row)
     return 0
 
@@ -305,13 +312,16 @@ def main(argv: list[str] | None = None) -> int:
     ship.add_argument("--no-progress", action="store_true")
     ship.set_defaults(handler=_ship)
 
-    throughput = commands.add_parser("throughput", help="training img/s of attribute nets")
+    throughput = commands.add_parser("throughput", help="training img/s of attribute nets and the parser")
     throughput.add_argument("--models", default="avgpool,ssp")
     throughput.add_argument("--input", default="109x89", help="HxW")
     throughput.add_argument("--width-multiplier", type=float, default=1.0)
     throughput.add_argument("--batch-size", type=int, default=32)
     throughput.add_argument("--steps", type=int, default=3)
     throughput.add_argument("--device", default="auto")
+    throughput.add_argument("--modes", default="fp32",
+                            help="comma-separated: fp32, fp32-cl, bf16, bf16-cl (bf16 autocast, channels_last)")
+    throughput.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     throughput.set_defaults(handler=_throughput)
 
     grid = commands.add_parser("masks-grid", help="PNG of real images with their pseudo masks")

@@ -1,5 +1,6 @@
-"""Training throughput (images/s) of the attribute nets on this machine (forward, backward,
-AdaGrad step), via ``common.gpu.measure_training_throughput``."""
+"""Training throughput (images/s) of the attribute nets and the face parser on this machine
+(forward, backward, AdaGrad step), in fp32 or bf16 autocast, NCHW or channels_last, via
+``common.gpu.measure_training_throughput``: ``python -m ssp_ssg throughput``."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 
 from common.gpu import measure_training_throughput
 from ssp_ssg.config import ArchitectureConfig, OptimConfig
-from ssp_ssg.losses import attribute_loss
+from ssp_ssg.losses import attribute_loss, deep_supervision_loss
 from ssp_ssg.models import SegmentationNet, build_attribute_model
 
 
@@ -28,31 +29,54 @@ class FixedLandmarks(nn.Module):
         return self.model(image, self.landmarks.expand(image.shape[0], -1, -1))
 
 
+#: ``--modes`` of ``python -m ssp_ssg throughput``: precision and memory format of a timed step.
+MODES: dict[str, tuple[bool, bool]] = {"fp32": (False, False), "fp32-cl": (False, True),
+                                       "bf16": (True, False), "bf16-cl": (True, True)}
+#: The face parser's name in ``--models`` (the other names are ``build_attribute_model``'s).
+PARSER = "parser"
+
+
 def measure_models(names, image_size: tuple[int, int], width_multiplier: float, batch_size: int,
-                   steps: int, device: str = "auto") -> list[dict]:
-    """One row per model: img/s of a training step at ``image_size`` and the given width."""
+                   steps: int, device: str = "auto", modes=("fp32",)) -> list[dict]:
+    """One row per model and mode (:data:`MODES`: fp32 or bf16 autocast, NCHW or channels_last):
+    img/s of a training step (AdaGrad, §4.1) at ``image_size`` and the given width. ``names``:
+    attribute nets (``build_attribute_model``; BBox gets fixed landmarks) or :data:`PARSER`, the
+    segmentation net under its deep-supervision loss (§3.2) on random region labels."""
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
     architecture = ArchitectureConfig(width_multiplier=width_multiplier)
     optim = OptimConfig()
-    parser = SegmentationNet(architecture)
+
+    def make_model(name: str) -> nn.Module:
+        torch.manual_seed(0)  # the same initial weights in every mode
+        parser = SegmentationNet(architecture)
+        if name == PARSER:
+            return parser
+        model = build_attribute_model(name, architecture, parser)
+        return FixedLandmarks(model, image_size) if getattr(model, "uses_landmarks", False) else model
+
     rows = []
     for name in names:
-        model = build_attribute_model(name, architecture, parser)
-        if getattr(model, "uses_landmarks", False):
-            model = FixedLandmarks(model, image_size)
         generator = torch.Generator().manual_seed(0)
 
-        def make_batch(n):
+        def make_batch(n, name=name):
             images = torch.rand(n, 3, *image_size, generator=generator)
+            if name == PARSER:
+                return images, torch.randint(0, architecture.num_regions, (n, *image_size), generator=generator)
             return images, (torch.rand(n, 40, generator=generator) > 0.5).float()
 
-        result = measure_training_throughput(
-            model, make_batch, attribute_loss, batch_size=batch_size, steps=steps,
-            warmup_steps=1, device=device,
-            optimizer_factory=lambda params: torch.optim.Adagrad(
-                [p for p in params if p.requires_grad], lr=optim.learning_rate,
-                weight_decay=optim.weight_decay))
-        rows.append({"model": name, "input": f"{image_size[0]}x{image_size[1]}",
-                     "width_multiplier": width_multiplier, "batch_size": batch_size,
-                     "images_per_second": round(result.images_per_second, 2),
-                     "device": result.device, "threads": torch.get_num_threads()})
+        loss_fn = (lambda outputs, masks: deep_supervision_loss(outputs, masks)[0]) if name == PARSER else attribute_loss
+        for mode in modes:
+            bf16, channels_last = MODES[mode]
+            result = measure_training_throughput(
+                make_model(name), make_batch, loss_fn, batch_size=batch_size, steps=steps,
+                warmup_steps=1, device=device, bf16=bf16, channels_last=channels_last,
+                optimizer_factory=lambda params: torch.optim.Adagrad(
+                    [p for p in params if p.requires_grad], lr=optim.learning_rate,
+                    weight_decay=optim.weight_decay))
+            rows.append({"model": name, "mode": mode, "input": f"{image_size[0]}x{image_size[1]}",
+                         "width_multiplier": width_multiplier, "batch_size": batch_size,
+                         "images_per_second": round(result.images_per_second, 2),
+                         "device": result.device, "threads": torch.get_num_threads()})
     return rows

@@ -241,3 +241,17 @@ def test_pseudo_mask_module_imports_no_torch_and_builds_polygons():
     assert [len(c) for c in chain_edges([(0, 1), (1, 2), (5, 6)])] == [3, 2]
     hull = convex_hull(np.array([[0, 0], [2, 0], [2, 2], [0, 2], [1, 1]], dtype=float))
     assert len(hull) == 4
+
+
+def test_throughput_times_attribute_nets_and_the_parser_in_every_requested_mode():
+    """``python -m ssp_ssg throughput --modes``: one positive rate per model and mode, the parser
+    under its deep-supervision loss, BBox with fixed landmarks; an unknown mode is refused."""
+    from ssp_ssg.throughput import measure_models
+
+    rows = measure_models(["avgpool", "bbox", "parser"], (109, 89), 1 / 16, batch_size=2, steps=1,
+                          device="cpu", modes=("fp32", "bf16-cl"))
+    assert [(row["model"], row["mode"]) for row in rows] == [
+        (model, mode) for model in ("avgpool", "bbox", "parser") for mode in ("fp32", "bf16-cl")]
+    assert all(row["images_per_second"] > 0 for row in rows)
+    with pytest.raises(ValueError, match="unknown mode"):
+        measure_models(["avgpool"], (109, 89), 1 / 16, batch_size=2, steps=1, device="cpu", modes=("fp16",))
