@@ -5,7 +5,8 @@ returns the three scales the CLI offers:
 
 * ``paper`` — the paper's settings on all of MTFL (a GPU box; InceptionV3 at 299x299).
 * ``cpu`` — the real-data run for 90 minutes on 2 CPU cores (recorded in
-  ``benchmarks/results/mtfl_compare``; every reduction is listed in :func:`describe_reductions`).
+  ``benchmarks/results/mtfl_compare/cpu_real_v2``: 45.8 min wall on 2 idle cores; every reduction
+  is listed in :func:`describe_reductions`).
   Every model is tested on all 2,995 AFLW test faces, both nose boxes are compared. Sized from
   one timed step per model (AMD EPYC, 2 cores shared with other jobs, load average 7-8; CPU
   seconds of all threads, an upper bound of the wall time on 2 idle cores, which run TensorFlow's
@@ -24,7 +25,7 @@ returns the three scales the CLI offers:
   decoding and cropping             ~2 ms / face and crop         ~170 s
   ================================  ============================  ==========================
 
-  about 4,800 CPU seconds (80 minutes) in all.
+  about 4,800 CPU seconds (80 minutes) in all; the run on 2 idle cores took 2,745 s wall.
 * ``smoke`` — seconds-to-minutes check of the whole pipeline on synthetic MTFL-layout faces.
 """
 from __future__ import annotations
