@@ -14,6 +14,7 @@ import csv
 import math
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -41,6 +42,10 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return columns
 
 
+#: Panels side by side before the figure wraps to another row.
+MAX_PANELS_PER_ROW = 4
+
+
 def _fractional_epochs(log: dict[str, np.ndarray]) -> np.ndarray:
     """Every row's position in epochs (step / steps per epoch, the latter from the last logged step and
     its epoch: every epoch of a Trainer run has the same number of steps); the step when the log has
@@ -53,34 +58,59 @@ def _fractional_epochs(log: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, title: str | None = None,
-                      best_metric: str | None = None, best_mode: str = "min") -> Path:
-    """Training loss and every ``eval/*`` metric of ``log_csv`` against the epoch, written to ``out_png``.
+                      best_metric: str | None = None, best_mode: str = "min",
+                      loss_columns: Sequence[str] = ("train/loss",), x_axis: str = "epoch",
+                      smoothing_window: int = 10) -> Path:
+    """Training losses and every ``eval/*`` metric of ``log_csv``, one panel each, written to ``out_png``.
 
-    ``best_metric`` (a name after ``eval/``) with ``best_mode`` ("min" or "max") marks the evaluation
-    a best-checkpoint rule kept. Returns the PNG path."""
+    ``loss_columns``: the logged training losses to draw (a GAN logs several, e.g. ``train/d_loss``
+    and ``train/g_loss``); each is drawn faint at every logged step with its per-epoch mean when
+    the log spans at least 3 epochs, else a running mean over ``smoothing_window`` logged steps.
+    ``x_axis``: "epoch" (fractional) or "step". ``best_metric`` (a name after ``eval/``) with
+    ``best_mode`` ("min" or "max") marks the evaluation a best-checkpoint rule kept. A named loss
+    column the log lacks raises ``ValueError`` naming the file. Returns the PNG path."""
+    if x_axis not in ("epoch", "step"):
+        raise ValueError(f"x_axis must be 'epoch' or 'step', not {x_axis!r}")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     log = read_training_log(log_csv)
-    x = _fractional_epochs(log)
+    missing = [name for name in loss_columns if name not in log]
+    if missing and list(loss_columns) != ["train/loss"]:
+        raise ValueError(f"{log_csv}: no column(s) {missing} in the training log (it has {sorted(log)})")
+    loss_columns = [name for name in loss_columns if name in log]
+    x = _fractional_epochs(log) if x_axis == "epoch" else log["step"]
     metrics = [name for name in log if name.startswith("eval/") and not np.isnan(log[name]).all()]
-    panels = 1 + len(metrics)
-    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
-    loss_axis = axes[0][0]
-    loss = log.get("train/loss")
-    if loss is not None:
+    panels = max(1, len(loss_columns)) + len(metrics)
+    columns = min(panels, MAX_PANELS_PER_ROW)
+    rows = math.ceil(panels / columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
+    axes = [list(grid.flat)]
+    for unused in axes[0][panels:]:
+        unused.set_visible(False)
+    epochs = log.get("epoch")
+    many_epochs = epochs is not None and len(np.unique(epochs[~np.isnan(epochs)])) >= 3
+    for loss_axis, name in zip(axes[0], loss_columns):
+        loss = log[name]
         logged = ~np.isnan(loss)
         loss_axis.plot(x[logged], loss[logged], color="C0", alpha=0.25, linewidth=0.8, label="logged steps")
-        epochs = log.get("epoch")
-        if epochs is not None and not np.isnan(epochs).all():
-            per_epoch = [(epoch + 1, float(np.mean(loss[logged & (epochs == epoch)])))
+        if many_epochs:
+            per_epoch = [(epoch + 1 if x_axis == "epoch" else float(np.max(x[logged & (epochs == epoch)])),
+                          float(np.mean(loss[logged & (epochs == epoch)])))
                          for epoch in np.unique(epochs[logged & ~np.isnan(epochs)])]
             loss_axis.plot(*zip(*per_epoch), "-o", color="C0", markersize=3, label="epoch mean")
+        elif logged.sum() >= smoothing_window:
+            kernel = np.ones(smoothing_window) / smoothing_window
+            loss_axis.plot(x[logged][smoothing_window - 1:], np.convolve(loss[logged], kernel, mode="valid"),
+                           color="C0", label=f"mean of {smoothing_window} logged steps")
         loss_axis.legend(fontsize=8, frameon=False)
-    loss_axis.set(title="Training loss", xlabel="epoch", ylabel="loss")
-    for axis, name in zip(axes[0][1:], metrics):
+        loss_axis.set(title="Training loss" if name == "train/loss" else name.removeprefix("train/").replace("_", " "),
+                      xlabel=x_axis, ylabel="loss")
+    if not loss_columns:
+        axes[0][0].set(title="Training loss (not logged)", xlabel=x_axis)
+    for axis, name in zip(axes[0][max(1, len(loss_columns)):], metrics):
         evaluated = ~np.isnan(log[name])
         axis.plot(x[evaluated], log[name][evaluated], "-s", color="C1", markersize=3)
         short = name.removeprefix("eval/")
@@ -90,8 +120,8 @@ def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, ti
             axis.plot(x[evaluated][index], values[index], "*", color="C3", markersize=12,
                       label=f"kept: {values[index]:.4f}")
             axis.legend(fontsize=8, frameon=False)
-        axis.set(title=f"Validation {short.replace('_', ' ')}", xlabel="epoch", ylabel=short)
-    for axis in axes[0]:
+        axis.set(title=f"Validation {short.replace('_', ' ')}", xlabel=x_axis, ylabel=short)
+    for axis in axes[0][:panels]:
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title, fontsize=10)
@@ -110,8 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None)
     parser.add_argument("--best-metric", default=None, help="eval metric the kept checkpoint was chosen by")
     parser.add_argument("--best-mode", choices=("min", "max"), default="min")
+    parser.add_argument("--losses", default="train/loss",
+                        help="comma-separated loss columns, one panel each (e.g. train/d_loss,train/g_loss)")
+    parser.add_argument("--x", choices=("epoch", "step"), default="epoch", dest="x_axis")
     args = parser.parse_args(argv)
-    print(plot_training_log(args.log_csv, args.out_png, args.title, args.best_metric, args.best_mode))
+    try:
+        out = plot_training_log(args.log_csv, args.out_png, args.title, args.best_metric, args.best_mode,
+                                loss_columns=[name.strip() for name in args.losses.split(",")], x_axis=args.x_axis)
+    except ValueError as error:
+        raise SystemExit(f"common.curves: {error}") from None
+    print(out)
     return 0
 
 

@@ -44,3 +44,24 @@ def test_plot_training_log_writes_one_panel_per_metric(tmp_path):
     assert width > 2.5 * height  # loss + two validation panels side by side
     assert main([str(path), str(tmp_path / "cli.png"), "--best-metric", "mean_auroc", "--best-mode", "max"]) == 0
     assert (tmp_path / "cli.png").stat().st_size > 0
+
+
+GAN_LOG = "step,epoch,lr,train/d_loss,train/g_loss,samples_per_second,eval/sample_l1_change\n" + "".join(
+    f"{step},0,0.001,{1.0 / step:.4f},{2.0 - step / 200:.4f},30.0,{'' if step % 40 else 0.1 * step / 40}\n"
+    for step in range(10, 210, 10))
+
+
+def test_plot_training_log_draws_each_named_loss_against_the_step(tmp_path):
+    """A GAN's log: one panel per named loss (running mean: the run is within one epoch) and the
+    validation metric, against the step; a loss column the log lacks is an error naming the file."""
+    path = tmp_path / "log.csv"
+    path.write_text(GAN_LOG)
+    out = plot_training_log(path, tmp_path / "gan.png", loss_columns=("train/d_loss", "train/g_loss"), x_axis="step")
+    with Image.open(out) as image:
+        width, height = image.size
+    assert width > 2.5 * height  # d_loss, g_loss and sample_l1_change panels in one row
+    with pytest.raises(ValueError, match=r"log\.csv: no column\(s\) \['train/g_rec'\]"):
+        plot_training_log(path, tmp_path / "x.png", loss_columns=("train/d_loss", "train/g_rec"))
+    assert main([str(path), str(tmp_path / "cli.png"), "--losses", "train/d_loss,train/g_loss", "--x", "step"]) == 0
+    with pytest.raises(SystemExit, match="no column"):
+        main([str(path), str(tmp_path / "cli2.png"), "--losses", "train/loss2"])
