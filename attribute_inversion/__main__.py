@@ -103,7 +103,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     invert.add_argument("--grid-images", type=int, default=16, help="faces shown in comparison.png")
     invert.add_argument("--device", default="auto")
 
-    export = commands.add_parser("export", help="write a finished generator as a shipped model file (<= 10 MiB)")
+    export = commands.add_parser(
+        "export", help="write a finished generator as a shipped model file (<= 10 MiB), check it against its "
+                       "checkpoint on the run's test faces and write its model card")
     export.add_argument("--checkpoint", type=Path, required=True, help="a reproduce run's --out or checkpoint folder")
     export.add_argument("--attribute", required=True, choices=PAPER_ATTRIBUTES)
     export.add_argument("--out", type=Path, default=None,
@@ -208,13 +210,15 @@ def invert_command(args: argparse.Namespace) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from .checkpoints import export_generator
+    from .ship import ship_generator
 
     try:
-        path, size = export_generator(args.checkpoint, args.attribute, args.out)
+        check, card = ship_generator(args.checkpoint, args.attribute, args.out, progress=True)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"export: {error}") from None
-    print(f"wrote {path} ({size / 2 ** 20:.2f} MiB)")
+    print(f"wrote {check.path} ({check.bytes / 2 ** 20:.2f} MiB) and {card.name}; on the {check.test_faces} test "
+          f"faces its outputs differ from the checkpoint's by {check.mean_abs_difference:.2f} 8-bit levels on "
+          f"average, judge success {check.success_rate_shipped:.1%} (checkpoint {check.success_rate_checkpoint:.1%})")
     return 0
 
 

@@ -45,7 +45,7 @@ from .checkpoints import (config_from_experiment, data_root_of, find_checkpoint_
                           load_trained_pair, read_experiment)
 from .config import ReproduceConfig
 from .data import FaceImages, InversionSplit, heldout_test_set, make_split
-from .figures import save_dfn_boxplots, save_sample_grid
+from .figures import save_dfn_boxplots, save_sample_grid, save_training_curves
 from .train import (BF16_DECISION_FILE, experiment_fingerprint, invert_with_cyclegan, invert_with_generator,
                     run_faces, train_cyclegan, train_inversion, train_judge)
 
@@ -500,6 +500,7 @@ def evaluate_and_write(run: Run, judge: nn.Module, models_of: Callable[[str], di
     dfn_ratios = {attribute: evaluation.ratios for attribute, evaluation in evaluations.items()}
     save_dfn_boxplots(out_dir / "fig3_dfn_boxplots.png", dfn_ratios,
                       title=f"Fig. 3: DFN distribution ({config.scale} scale)")
+    save_training_curves(run.checkpoint_dir, config.data.attributes, out_dir)
     notes = scale_notes(config, split, run.synthetic, run.annotations)
     skipped = corrupt_samples_skipped()
     if skipped:

@@ -73,3 +73,34 @@ def save_dfn_boxplots(path: Path, ratios: Mapping[str, Mapping[str, np.ndarray]]
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+#: The logged losses drawn per training run (``common.curves``): ours (Eqs. 6-7: D's total, G's total
+#: and its four terms) and CycleGAN ([5]: G's total and its terms, each D's LSGAN loss); the judge's.
+CURVE_LOSSES: dict[str, tuple[str, ...]] = {
+    "ours": ("train/d_loss", "train/g_loss", "train/g_adversarial", "train/g_cls_fake", "train/g_rec", "train/g_fm"),
+    "cyclegan": ("train/g_loss", "train/g_adversarial", "train/g_cycle", "train/g_identity", "train/d_loss_a",
+                 "train/d_loss_b"),
+    "judge": ("train/loss",),
+}
+
+
+def save_training_curves(checkpoint_dir: Path, attributes: Sequence[str], out_dir: Path) -> list[Path]:
+    """``curves_<attribute>_<ours|cyclegan>.png`` and ``curves_judge.png`` in ``out_dir`` from each
+    finished training run's ``log.csv`` under ``checkpoint_dir``: the losses of :data:`CURVE_LOSSES`
+    the log holds and the L1 change of the fixed sample faces, against the step."""
+    from common.curves import plot_training_log, read_training_log
+
+    runs = [(Path(checkpoint_dir) / "judge", "judge", "judge")]
+    runs += [(Path(checkpoint_dir) / attribute / kind, f"{attribute}_{kind}", kind)
+             for attribute in attributes for kind in ("ours", "cyclegan")]
+    written = []
+    for folder, name, kind in runs:
+        log_csv = folder / "log.csv"
+        if not log_csv.is_file():
+            continue
+        logged = read_training_log(log_csv)
+        losses = [column for column in CURVE_LOSSES[kind] if column in logged]
+        written.append(plot_training_log(log_csv, out_dir / f"curves_{name}.png", title=f"{name} ({folder.name} run)",
+                                         loss_columns=losses, x_axis="step"))
+    return written

@@ -44,6 +44,8 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 #: Panels side by side before the figure wraps to another row.
 MAX_PANELS_PER_ROW = 4
+#: A loss is smoothed by its per-epoch mean from this many epochs on, else by a running mean.
+MIN_EPOCHS_FOR_EPOCH_MEANS = 8
 
 
 def _fractional_epochs(log: dict[str, np.ndarray]) -> np.ndarray:
@@ -65,7 +67,8 @@ def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, ti
 
     ``loss_columns``: the logged training losses to draw (a GAN logs several, e.g. ``train/d_loss``
     and ``train/g_loss``); each is drawn faint at every logged step with its per-epoch mean when
-    the log spans at least 3 epochs, else a running mean over ``smoothing_window`` logged steps.
+    the log spans at least ``MIN_EPOCHS_FOR_EPOCH_MEANS`` epochs, else a running mean over
+    ``smoothing_window`` logged steps.
     ``x_axis``: "epoch" (fractional) or "step". ``best_metric`` (a name after ``eval/``) with
     ``best_mode`` ("min" or "max") marks the evaluation a best-checkpoint rule kept. A named loss
     column the log lacks raises ``ValueError`` naming the file. Returns the PNG path."""
@@ -91,7 +94,7 @@ def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, ti
     for unused in axes[0][panels:]:
         unused.set_visible(False)
     epochs = log.get("epoch")
-    many_epochs = epochs is not None and len(np.unique(epochs[~np.isnan(epochs)])) >= 3
+    many_epochs = epochs is not None and len(np.unique(epochs[~np.isnan(epochs)])) >= MIN_EPOCHS_FOR_EPOCH_MEANS
     for loss_axis, name in zip(axes[0], loss_columns):
         loss = log[name]
         logged = ~np.isnan(loss)

@@ -1,7 +1,7 @@
 """The command line: ``reproduce --attributes`` (an empty list or name, a repeated name and an
 unknown name are refused with Table 1's valid names; a valid subset keeps its order); ``invert`` on
 a folder with a greyscale PNG, a JPEG in a sub-folder and a corrupt file, with a tiny training run's
-checkpoint, the shipped-file path and the error when no generator ships; ``export``."""
+checkpoint, the shipped-file path and the error when no generator ships; the exported file."""
 from __future__ import annotations
 
 import pytest
@@ -141,7 +141,7 @@ def test_exported_generator_is_the_default_invert_uses(monkeypatch, tiny_run, us
 
     folder, _, _ = tiny_run
     monkeypatch.setattr(checkpoints, "PRETRAINED_DIR", tmp_path / "pretrained")
-    assert main(["export", "--checkpoint", str(folder), "--attribute", INVERTED]) == 0
+    checkpoints.export_generator(folder, INVERTED)  # the file of ``export`` (its check and card: smoke tests)
     assert (tmp_path / "pretrained" / f"generator_{INVERTED}.pt").is_file()
     assert main(["invert", "--attribute", INVERTED, str(user_images / "face.png"), "--out", str(tmp_path / "shipped"),
                  "--device", "cpu"]) == 0
@@ -153,3 +153,27 @@ def test_exported_generator_is_the_default_invert_uses(monkeypatch, tiny_run, us
     with pytest.raises(SystemExit, match="not Eyeglasses|inverts Mouth_Slightly_Open"):
         main(["invert", "--attribute", "Eyeglasses", str(user_images), "--out", str(tmp_path / "x"),
               "--checkpoint", str(tmp_path / "pretrained" / f"generator_{INVERTED}.pt")])
+
+
+@pytest.mark.parametrize("attribute", ["Eyeglasses", "Male"])
+def test_the_shipped_generators_invert_a_users_folder_by_default(attribute, user_images, tmp_path, capsys):
+    """No --checkpoint: the committed generator of the attribute (128x128, its model card beside it)
+    inverts every readable face of the folder and names the corrupt file."""
+    import json
+
+    from PIL import Image
+
+    from attribute_inversion.__main__ import main
+    from attribute_inversion.checkpoints import default_generator_path
+    from attribute_inversion.ship import model_card_path
+
+    shipped = default_generator_path(attribute)
+    assert shipped.is_file() and shipped.stat().st_size <= 10 * 2**20 and model_card_path(shipped).is_file()
+    out = tmp_path / "inverted"
+    assert main(["invert", "--attribute", attribute, str(user_images), "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "shipped model (cpu scale)" in printed and "skipped 1 unreadable file(s)" in printed
+    for name in ("face.png", "grey.png", "holiday/beach.png"):
+        with Image.open(out / name) as image:
+            assert image.size == (128, 128) and image.mode == "RGB"
+    assert json.loads((out / "invert.json").read_text())["generator"] == str(shipped)

@@ -30,6 +30,8 @@ def test_writes_tables_figures_and_run_record(out_dir):
         assert (out_dir / f"{name}.md").is_file() and (out_dir / f"{name}.csv").is_file()
     assert (out_dir / "fig2_Eyeglasses.png").stat().st_size > 1000
     assert (out_dir / "fig3_dfn_boxplots.png").stat().st_size > 1000
+    for curves in ("curves_Eyeglasses_ours", "curves_Eyeglasses_cyclegan", "curves_judge"):
+        assert (out_dir / f"{curves}.png").stat().st_size > 1000
     run = json.loads((out_dir / "run.json").read_text())
     assert run["config"]["scale"] == "smoke"
     assert run["extra"]["test_counts"]["Eyeglasses"][0] > 0
@@ -99,3 +101,44 @@ def test_evaluate_from_the_checkpoints_reproduces_every_table_exactly(out_dir, t
         assert evaluated[name].notes == table.notes, name
     assert {path: path.stat().st_mtime_ns for path in checkpoints} == before  # nothing trained
     assert json.loads((tmp_path / "evaluated" / "run.json").read_text())["extra"]["mode"] == "evaluate"
+
+
+def test_export_ships_checks_and_documents_the_generator(out_dir, tmp_path, capsys):
+    """``export`` from the finished run: the file, its check against the checkpoint on every test face
+    of the attribute through ``invert`` (int8 weights: close, not equal), and the model card with the
+    run's calibration rows, intervals and licence."""
+    from common.export import CELEBA_MODEL_LICENCE
+    from attribute_inversion.__main__ import main
+    from attribute_inversion.checkpoints import load_generator
+
+    shipped = tmp_path / "generator_Eyeglasses.pt"
+    assert main(["export", "--checkpoint", str(out_dir), "--attribute", "Eyeglasses", "--out", str(shipped)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {shipped}" in printed and "MODEL_CARD_Eyeglasses.md" in printed
+    assert load_generator("Eyeglasses", shipped).image_size == 32
+    run = json.loads((out_dir / "run.json").read_text())
+    test_faces = sum(run["extra"]["test_counts"]["Eyeglasses"])
+    assert f"on the {test_faces} test faces" in printed
+    difference = float(printed.split("differ from the checkpoint's by ")[1].split(" ")[0])
+    assert 0 <= difference < 4
+    card = (tmp_path / "MODEL_CARD_Eyeglasses.md").read_text()
+    calibration = read_tables(out_dir)["table1_calibration"]
+    for label in CALIBRATION_ROWS.values():
+        assert f"| {label} |" in card
+    assert sum(row[0].startswith("Eyeglasses / ") for row in calibration.rows) == len(CALIBRATION_ROWS)
+    assert "| mean DFN |" in card and "| attribute success rate |" in card
+    assert "The judge's balanced accuracy" in card and CELEBA_MODEL_LICENCE in card
+    assert "n/a" not in card.split("## Table 1")[0]  # the header facts are all present
+
+
+def test_export_without_the_runs_tables_says_what_to_run(out_dir, tmp_path):
+    import shutil
+
+    from attribute_inversion.__main__ import main
+
+    checkpoint_only = tmp_path / "train"
+    shutil.copytree(out_dir / "train", checkpoint_only)
+    with pytest.raises(SystemExit, match="evaluate --checkpoint"):
+        main(["export", "--checkpoint", str(checkpoint_only), "--attribute", "Eyeglasses",
+              "--out", str(tmp_path / "generator_Eyeglasses.pt")])
+    assert not (tmp_path / "generator_Eyeglasses.pt").exists()
