@@ -327,6 +327,11 @@ def _git_state(repo_dir: Path) -> dict[str, Any] | None:
             "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
 
 
+#: The checkout's state when this process imported ``common.tables``, before any training: the code a
+#: run executes is what it loaded then, even if the checkout changes while it runs.
+_GIT_AT_PROCESS_START = _git_state(Path(__file__).resolve().parent.parent)
+
+
 def write_run_record(out_dir: str | os.PathLike, argv: Sequence[str] | None, config: Any,
                      start_time: _datetime.datetime | float | None = None,
                      extra: Mapping[str, Any] | None = None) -> Path:
@@ -339,6 +344,9 @@ def write_run_record(out_dir: str | os.PathLike, argv: Sequence[str] | None, con
         start_time: when the run began (datetime or ``time.time()``); defaults to now. With it the
             record also holds ``wall_seconds`` up to the moment of writing.
         extra: further JSON-able facts (dataset sizes, scale, number of skipped images ...).
+
+    ``git`` is the checkout's commit and dirtiness when the process started (``common.tables`` was
+    imported); ``git_when_written`` is added when the checkout changed while the run was going.
 
     Returns:
         The path of ``run.json``.
@@ -362,8 +370,11 @@ def write_run_record(out_dir: str | os.PathLike, argv: Sequence[str] | None, con
         "versions": _library_versions(),
         "platform": {"system": platform.platform(), "machine": platform.machine(),
                      "processor": platform.processor(), "cpu_count": os.cpu_count()},
-        "git": _git_state(Path(__file__).resolve().parent.parent),
+        "git": _GIT_AT_PROCESS_START,
     }
+    at_write = _git_state(Path(__file__).resolve().parent.parent)
+    if at_write != _GIT_AT_PROCESS_START:
+        record["git_when_written"] = at_write  # the checkout changed while the run was going
     if extra:
         record["extra"] = _to_jsonable(dict(extra))
     out_dir = Path(out_dir)

@@ -133,3 +133,18 @@ def test_run_record_never_imports_tensorflow(tmp_path):
     assert completed.returncode == 0, completed.stderr
     record = json.loads((tmp_path / "run.json").read_text())
     assert "tensorflow" not in record["versions"] and record["versions"]["torch"]
+
+
+def test_run_record_names_the_commit_the_process_started_from(tmp_path, monkeypatch):
+    """A checkout that changes while a run goes: ``git`` keeps the state at the process's start (the
+    code it loaded), ``git_when_written`` the state at the end; unchanged, only ``git`` is written."""
+    import common.tables as tables
+
+    started = {"commit": "a" * 40, "dirty": False}
+    monkeypatch.setattr(tables, "_GIT_AT_PROCESS_START", started)
+    monkeypatch.setattr(tables, "_git_state", lambda _repo: {"commit": "b" * 40, "dirty": True})
+    record = json.loads(write_run_record(tmp_path / "changed", ["x"], None).read_text())
+    assert record["git"] == started and record["git_when_written"] == {"commit": "b" * 40, "dirty": True}
+    monkeypatch.setattr(tables, "_git_state", lambda _repo: dict(started))
+    record = json.loads(write_run_record(tmp_path / "same", ["x"], None).read_text())
+    assert record["git"] == started and "git_when_written" not in record
