@@ -74,7 +74,10 @@ def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path
         assert f"| {record['package']} |" in text
     assert all(reason in text for reason in NOT_MEASURED.values())
     gan = next(record for record in records if record["package"] == "attribute_inversion")
-    assert gan["input_size"] == [64, 64] and "G's input faces per step" in gan["note"]
+    from attribute_inversion.config import ReproduceConfig
+
+    size = ReproduceConfig.cpu().data.image_size  # the package's own cpu scale
+    assert gan["input_size"] == [size, size] and "G's input faces per step" in gan["note"]
     assert f"- attribute_inversion: {gan['note']}." in text
     ssp = next(record for record in records if record["package"] == "ssp_ssg")
     assert ssp["network"].startswith("avgpool") and ssp["input_size"] == [109, 89] and ssp["batch_size"] == 32
