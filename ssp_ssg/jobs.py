@@ -37,10 +37,10 @@ from ssp_ssg.data import (CelebAWithMasks, HelenParsingDataset, PairedDataset, S
 from ssp_ssg.evaluate import (accuracy_maximising_thresholds, attribute_scores,
                               intersection_over_union, predict_attribute_probabilities,
                               segmentation_confusion)
-from ssp_ssg.losses import attribute_loss, deep_supervision_loss, imbalance_class_weights
+from ssp_ssg.losses import imbalance_class_weights
 from ssp_ssg.models import (JointAttributeParsingNet, SegmentationNet, build_attribute_model,
                             count_parameters)
-from ssp_ssg.throughput import FixedLandmarks
+from ssp_ssg.throughput import timing_batch_and_loss, timing_model
 from ssp_ssg.train import (RunSettings, Validation, train_attributes, train_joint,
                            train_segmentation)
 
@@ -389,27 +389,13 @@ def _bf16_decision(inputs: ReproductionInputs, job: Job, out_dir: Path,
                    device: torch.device) -> dict:
     """``--bf16 off|on|auto`` for this network (``common.train.decide_bf16``: "auto" times a
     throwaway copy on this CPU once and keeps the decision in ``<job>/bf16.json``)."""
-    height, width = inputs.config.data.image_size
-    regions = inputs.config.architecture.num_regions
-
-    def make_model():
-        model = build_model(inputs, job)
-        return FixedLandmarks(model, (height, width)) if getattr(model, "uses_landmarks", False) else model
-
-    def make_batch(n):
-        images = torch.rand(n, 3, height, width)
-        if job.kind == "segmentation":
-            return images, torch.randint(0, regions, (n, height, width))
-        return images, (torch.rand(n, inputs.config.architecture.num_attributes) > 0.5).float()
-
-    def loss_fn(outputs, targets):
-        if job.kind == "segmentation":
-            return deep_supervision_loss(outputs, targets)[0]
-        return attribute_loss(outputs, targets)
-
-    return decide_bf16(inputs.settings.bf16, out_dir / "bf16.json", device, make_model,
-                       make_batch, loss_fn, batch_size=inputs.config.optim.batch_size,
-                       channels_last=inputs.settings.channels_last)
+    image_size = tuple(inputs.config.data.image_size)
+    architecture = inputs.config.architecture
+    make_batch, loss_fn = timing_batch_and_loss(job.kind == "segmentation", image_size, architecture.num_regions,
+                                                architecture.num_attributes)
+    return decide_bf16(inputs.settings.bf16, out_dir / "bf16.json", device,
+                       lambda: timing_model(build_model(inputs, job), image_size), make_batch, loss_fn,
+                       batch_size=inputs.config.optim.batch_size, channels_last=inputs.settings.channels_last)
 
 
 #: The network ``predict`` and ``export`` use (SSP: it has localisation maps to show).

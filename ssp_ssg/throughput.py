@@ -29,6 +29,30 @@ class FixedLandmarks(nn.Module):
         return self.model(image, self.landmarks.expand(image.shape[0], -1, -1))
 
 
+def timing_model(model: nn.Module, image_size: tuple[int, int]) -> nn.Module:
+    """``model`` as a timed network takes it: BBox wrapped in :class:`FixedLandmarks`, others as they are."""
+    return FixedLandmarks(model, image_size) if getattr(model, "uses_landmarks", False) else model
+
+
+def timing_batch_and_loss(segmentation: bool, image_size: tuple[int, int], num_regions: int, num_attributes: int,
+                          generator: torch.Generator | None = None):
+    """``(make_batch, loss_fn)`` for timing one network's training step: random images with random
+    region labels under the deep-supervision loss (§3.2) for the parser, random 0/1 attributes under
+    the attribute loss otherwise. Used by ``--bf16 auto``'s calibration (``jobs``) and ``throughput``."""
+    height, width = image_size
+
+    def make_batch(n: int):
+        images = torch.rand(n, 3, height, width, generator=generator)
+        if segmentation:
+            return images, torch.randint(0, num_regions, (n, height, width), generator=generator)
+        return images, (torch.rand(n, num_attributes, generator=generator) > 0.5).float()
+
+    def loss_fn(outputs, targets):
+        return deep_supervision_loss(outputs, targets)[0] if segmentation else attribute_loss(outputs, targets)
+
+    return make_batch, loss_fn
+
+
 #: ``--modes`` of ``python -m ssp_ssg throughput``: precision and memory format of a timed step.
 MODES: dict[str, tuple[bool, bool]] = {"fp32": (False, False), "fp32-cl": (False, True),
                                        "bf16": (True, False), "bf16-cl": (True, True)}
@@ -51,22 +75,12 @@ def measure_models(names, image_size: tuple[int, int], width_multiplier: float, 
     def make_model(name: str) -> nn.Module:
         torch.manual_seed(0)  # the same initial weights in every mode
         parser = SegmentationNet(architecture)
-        if name == PARSER:
-            return parser
-        model = build_attribute_model(name, architecture, parser)
-        return FixedLandmarks(model, image_size) if getattr(model, "uses_landmarks", False) else model
+        return parser if name == PARSER else timing_model(build_attribute_model(name, architecture, parser), image_size)
 
     rows = []
     for name in names:
-        generator = torch.Generator().manual_seed(0)
-
-        def make_batch(n, name=name):
-            images = torch.rand(n, 3, *image_size, generator=generator)
-            if name == PARSER:
-                return images, torch.randint(0, architecture.num_regions, (n, *image_size), generator=generator)
-            return images, (torch.rand(n, 40, generator=generator) > 0.5).float()
-
-        loss_fn = (lambda outputs, masks: deep_supervision_loss(outputs, masks)[0]) if name == PARSER else attribute_loss
+        make_batch, loss_fn = timing_batch_and_loss(name == PARSER, image_size, architecture.num_regions,
+                                                    architecture.num_attributes, torch.Generator().manual_seed(0))
         for mode in modes:
             bf16, channels_last = MODES[mode]
             result = measure_training_throughput(
