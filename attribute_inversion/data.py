@@ -24,6 +24,7 @@ from common.attributes import ATTRIBUTE_INDEX
 from common.data.cache import CachedImageDataset, ImageCache, build_image_cache, centre_square_crop
 from common.data.celeba import CelebAAnnotations
 from common.data.dataset import FaceDataset, celeba_dataset
+from common.data.sources import open_celeba_source
 from common.data.splits import identity_split, random_sample, random_split
 
 from .config import DataConfig
@@ -109,6 +110,14 @@ def make_split(annotations: CelebAAnnotations, config: DataConfig) -> InversionS
                      attribute, *test_counts[attribute], config.test_images_per_class)
     return InversionSplit(train.astype(np.int64), heldout.astype(np.int64), test_indices,
                           test_counts, by_identity)
+
+
+def open_split(config: DataConfig, data_root: str | os.PathLike | None) -> tuple[CelebAAnnotations, InversionSplit]:
+    """The annotations of ``data_root`` (synthetic faces as ``config`` describes them when ``None``)
+    and their :func:`make_split`: what a run trains and is evaluated on, and what ``export`` checks on."""
+    annotations = open_celeba_source(data_root, synthetic_n=config.synthetic_n,
+                                     synthetic_size=config.synthetic_size, seed=config.seed)
+    return annotations, make_split(annotations, config)
 
 
 def oversampled_indices(labels: np.ndarray, seed: int = 0) -> np.ndarray:

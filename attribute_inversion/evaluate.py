@@ -30,7 +30,6 @@ from common.attributes import ATTRIBUTE_INDEX
 from common.checkpoint import require_same_configuration
 from common.data.celeba import CelebAAnnotations
 from common.data.dataset import collate_skip_corrupt, corrupt_samples_skipped
-from common.data.sources import open_celeba_source
 from common.gpu import select_device
 from common.metrics import balanced_accuracy
 from common.metrics.dfn import CELEBA_ALIGNED_LANDMARKS, CELEBA_ALIGNED_SIZE, FaceFeatureNorm
@@ -44,7 +43,7 @@ from .calibration import (Comparison, PairedDistances, ReferenceDistances, compa
 from .checkpoints import (config_from_experiment, data_root_of, find_checkpoint_folder, load_judge,
                           load_trained_pair, read_experiment)
 from .config import ReproduceConfig
-from .data import FaceImages, InversionSplit, heldout_test_set, make_split
+from .data import FaceImages, InversionSplit, heldout_test_set, open_split
 from .figures import save_dfn_boxplots, save_sample_grid, save_training_curves
 from .train import (BF16_DECISION_FILE, experiment_fingerprint, invert_with_cyclegan, invert_with_generator,
                     run_faces, train_cyclegan, train_inversion, train_judge)
@@ -412,9 +411,7 @@ def open_run(config: ReproduceConfig, data_root: Path | None, checkpoint_dir: Pa
     """Open the data, make the split and check ``checkpoint_dir``'s record (``experiment.json``):
     ``ValueError`` when it holds runs of another configuration or data source
     (``train.experiment_fingerprint``); a new folder gets this run's record."""
-    annotations = open_celeba_source(data_root, synthetic_n=config.data.synthetic_n,
-                                     synthetic_size=config.data.synthetic_size, seed=config.data.seed)
-    split = make_split(annotations, config.data)
+    annotations, split = open_split(config.data, data_root)
     log.info("training pool %d images, held out %d", len(split.train_indices), len(split.heldout_indices))
     require_same_configuration(
         checkpoint_dir, experiment_fingerprint(config, annotations, synthetic=data_root is None),

@@ -23,13 +23,12 @@ import torch
 from PIL import Image
 
 from common.attributes import ATTRIBUTE_INDEX
-from common.data.sources import open_celeba_source
 from common.export import CELEBA_MODEL_LICENCE
 from common.tables import Table, read_tables
 
 from .checkpoints import (config_from_experiment, data_root_of, export_generator, find_checkpoint_folder,
                           load_judge, read_experiment)
-from .data import make_split
+from .data import open_split
 from .evaluate import judge_predictions
 from .invert import invert_images
 
@@ -79,9 +78,7 @@ def check_shipped_generator(checkpoint_folder: Path, attribute: str, shipped: Pa
     through :func:`invert.invert_images` on the image files, CelebA geometry) and compare."""
     record = read_experiment(checkpoint_folder)
     config = config_from_experiment(record)
-    annotations = open_celeba_source(data_root_of(record), synthetic_n=config.data.synthetic_n,
-                                     synthetic_size=config.data.synthetic_size, seed=config.data.seed)
-    split = make_split(annotations, config.data)
+    annotations, split = open_split(config.data, data_root_of(record))
     all_paths = annotations.image_paths()
     faces = [all_paths[row] for row in split.test_indices[attribute]]
     judge = load_judge(checkpoint_folder, config)
