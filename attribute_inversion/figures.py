@@ -75,8 +75,9 @@ def save_dfn_boxplots(path: Path, ratios: Mapping[str, Mapping[str, np.ndarray]]
     return path
 
 
-#: The logged losses drawn per training run (``common.curves``): ours (Eqs. 6-7: D's total, G's total
-#: and its four terms) and CycleGAN ([5]: G's total and its terms, each D's LSGAN loss); the judge's.
+#: The logged losses drawn per training run folder (``checkpoints.RUN_FOLDERS``; ``common.curves``): ours
+#: (Eqs. 6-7: D's total, G's total and its four terms) and CycleGAN ([5]: G's total and its terms, each
+#: D's LSGAN loss); the judge's.
 CURVE_LOSSES: dict[str, tuple[str, ...]] = {
     "ours": ("train/d_loss", "train/g_loss", "train/g_adversarial", "train/g_cls_fake", "train/g_rec", "train/g_fm"),
     "cyclegan": ("train/g_loss", "train/g_adversarial", "train/g_cycle", "train/g_identity", "train/d_loss_a",
@@ -91,9 +92,11 @@ def save_training_curves(checkpoint_dir: Path, attributes: Sequence[str], out_di
     the log holds and the L1 change of the fixed sample faces, against the step."""
     from common.curves import plot_training_log, read_training_log
 
+    from .checkpoints import RUN_FOLDERS
+
     runs = [(Path(checkpoint_dir) / "judge", "judge", "judge")]
     runs += [(Path(checkpoint_dir) / attribute / kind, f"{attribute}_{kind}", kind)
-             for attribute in attributes for kind in ("ours", "cyclegan")]
+             for attribute in attributes for kind in RUN_FOLDERS.values()]
     written = []
     for folder, name, kind in runs:
         log_csv = folder / "log.csv"

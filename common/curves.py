@@ -61,12 +61,12 @@ def _fractional_epochs(log: dict[str, np.ndarray]) -> np.ndarray:
 
 def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, title: str | None = None,
                       best_metric: str | None = None, best_mode: str = "min",
-                      loss_columns: Sequence[str] = ("train/loss",), x_axis: str = "epoch",
+                      loss_columns: Sequence[str] | None = None, x_axis: str = "epoch",
                       smoothing_window: int = 10) -> Path:
     """Training losses and every ``eval/*`` metric of ``log_csv``, one panel each, written to ``out_png``.
 
     ``loss_columns``: the logged training losses to draw (a GAN logs several, e.g. ``train/d_loss``
-    and ``train/g_loss``); each is drawn faint at every logged step with its per-epoch mean when
+    and ``train/g_loss``); ``None``: ``train/loss`` where the log has it. Each is drawn faint at every logged step with its per-epoch mean when
     the log spans at least ``MIN_EPOCHS_FOR_EPOCH_MEANS`` epochs, else a running mean over
     ``smoothing_window`` logged steps.
     ``x_axis``: "epoch" (fractional) or "step". ``best_metric`` (a name after ``eval/``) with
@@ -80,10 +80,11 @@ def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, ti
     import matplotlib.pyplot as plt
 
     log = read_training_log(log_csv)
+    if loss_columns is None:
+        loss_columns = [name for name in ("train/loss",) if name in log]
     missing = [name for name in loss_columns if name not in log]
-    if missing and list(loss_columns) != ["train/loss"]:
+    if missing:
         raise ValueError(f"{log_csv}: no column(s) {missing} in the training log (it has {sorted(log)})")
-    loss_columns = [name for name in loss_columns if name in log]
     x = _fractional_epochs(log) if x_axis == "epoch" else log["step"]
     metrics = [name for name in log if name.startswith("eval/") and not np.isnan(log[name]).all()]
     panels = max(1, len(loss_columns)) + len(metrics)
@@ -143,13 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None)
     parser.add_argument("--best-metric", default=None, help="eval metric the kept checkpoint was chosen by")
     parser.add_argument("--best-mode", choices=("min", "max"), default="min")
-    parser.add_argument("--losses", default="train/loss",
-                        help="comma-separated loss columns, one panel each (e.g. train/d_loss,train/g_loss)")
+    parser.add_argument("--losses", default=None,
+                        help="comma-separated loss columns, one panel each (e.g. train/d_loss,train/g_loss); "
+                             "default: train/loss where logged")
     parser.add_argument("--x", choices=("epoch", "step"), default="epoch", dest="x_axis")
     args = parser.parse_args(argv)
     try:
         out = plot_training_log(args.log_csv, args.out_png, args.title, args.best_metric, args.best_mode,
-                                loss_columns=[name.strip() for name in args.losses.split(",")], x_axis=args.x_axis)
+                                loss_columns=None if args.losses is None else
+                                [name.strip() for name in args.losses.split(",")], x_axis=args.x_axis)
     except ValueError as error:
         raise SystemExit(f"common.curves: {error}") from None
     print(out)
