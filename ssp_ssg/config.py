@@ -150,23 +150,25 @@ class ReproduceConfig:
         fine-tunings ~1.8 s; in seconds of one of the two slots:
 
         * training: parser 1,600 steps (1,370 s) beside the joint net 1,600 steps (2,240 s); the
-          six attribute nets 800 steps each (2,800 s); weighted-BCE fine-tuning 200 steps each
-          (370 s): 6,780 s;
-        * validation every 200 steps (4 points per attribute net on ~1,000 images, 8 per parser
+          six attribute nets 1,200 steps each (4,200 s); weighted-BCE fine-tuning 200 steps each
+          (370 s): 8,180 s;
+        * validation every 200 steps (6 points per attribute net on ~1,000 images, 8 per parser
           on 230 masks), the selected checkpoints on the ~2,000 test images and SSP's decision
-          thresholds on the validation images: about 700 s;
+          thresholds on the validation images: about 800 s;
 
-        about 62 min on the two slots (more where the two share memory bandwidth), then about
+        about 75 min on the two slots (more where the two share memory bandwidth), then about
         6 min in one process for Table 4 on every test mask, Fig. 4 on the test set, the bootstrap
-        and the figures: within the protocol's 90. 800 steps of 32 images are 3.7 epochs of the
-        ~6,950 training images, the parser's 1,600 are 7.4: the learning curves
-        (``fig_learning_curves.png``) show whether that reached a plateau. Without native bf16 the
-        same steps take about twice as long in fp32 (or halve them with ``--set``).
+        and the figures: within the protocol's 90. 1,200 steps of 32 images are 5.5 epochs of the
+        ~6,950 training images, the parser's 1,600 are 7.4. With 800 attribute steps (run
+        ``benchmarks/results/ssp_ssg/cpu_real_v2``, 60 min wall) most attribute nets chose their
+        last checkpoint and their validation AP was still rising, hence 1,200; the learning
+        curves (``fig_learning_curves.png``) show whether that reached a plateau. Without native
+        bf16 the same steps take about twice as long in fp32 (or halve them with ``--set``).
         """
         return cls(
             scale="cpu",
             architecture=ArchitectureConfig(width_multiplier=0.25),
-            optim=OptimConfig(learning_rate=0.005, batch_size=32, attribute_steps=800,
+            optim=OptimConfig(learning_rate=0.005, batch_size=32, attribute_steps=1200,
                               segmentation_steps=1600, joint_steps=1600,
                               balanced_finetune_steps=200),
             data=DataConfig(image_size=(109, 89), test_fraction=0.2, val_fraction=0.1,
