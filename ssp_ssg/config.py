@@ -143,7 +143,7 @@ class ReproduceConfig:
 
         Steps, sized by one timed train step per network (batch 32, one torch thread, AdaGrad, the
         2nd of 3 steps, alone on the 2-core AMD EPYC with AVX512_BF16; table in
-        ``benchmarks/results/ssp_ssg/cpu_real_v2/bf16_channels_last.md``): with ``--bf16 on
+        ``benchmarks/results/ssp_ssg/cpu_real_v3/bf16_channels_last.md``): with ``--bf16 on
         --channels-last`` Avg. Pooling 70 img/s, SSP 52, the parser 37 (fp32 channels-first: 45,
         29, 20). So, per step of 32 images: parser 0.85 s, joint net ~1.4 s (1.64x the parser, as
         measured in fp32), the six attribute nets together ~3.5 s, the three weighted-BCE
@@ -160,10 +160,12 @@ class ReproduceConfig:
         6 min in one process for Table 4 on every test mask, Fig. 4 on the test set, the bootstrap
         and the figures: within the protocol's 90. 1,200 steps of 32 images are 5.5 epochs of the
         ~6,950 training images, the parser's 1,600 are 7.4. With 800 attribute steps (run
-        ``benchmarks/results/ssp_ssg/cpu_real_v2``, 60 min wall) most attribute nets chose their
-        last checkpoint and their validation AP was still rising, hence 1,200; the learning
-        curves (``fig_learning_curves.png``) show whether that reached a plateau. Without native
-        bf16 the same steps take about twice as long in fp32 (or halve them with ``--set``).
+        ``cpu_real_v2``, commit dd53e0b, 60 min wall) most attribute nets chose their last
+        checkpoint and their validation AP was still rising, hence 1,200 (run
+        ``benchmarks/results/ssp_ssg/cpu_real_v3``, 69 min wall); there the validation AP still
+        rose by 0.8-3.0 points over the last 200 steps (``fig_learning_curves.png``): no plateau
+        at this width within the protocol's 90 minutes. Without native bf16 the same steps take
+        about twice as long in fp32 (or halve them with ``--set``).
         """
         return cls(
             scale="cpu",
