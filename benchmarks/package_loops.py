@@ -7,27 +7,36 @@ For a package, one measurement runs, on the same model, batch size and input:
   data pipeline: the decoded-image cache where the package uses one, augmentation, its loss) for
   ``steps`` steps on a training subset of ``steps x batch`` images; images/s as
   ``common.train.Trainer`` logs them (``samples_per_second``: data loading included, the first
-  step excluded as warm-up, validation not timed);
-* **plain eager**: forward + loss + backward + the package's optimizer on one fixed batch taken
-  from that dataset (``common.gpu.measure_training_throughput``: no data loading at all); for a
-  GAN, the package's own update (its ``step_fn``: every network's forward, loss, backward and
-  optimizer step) called on that batch without the Trainer (:class:`PlainEagerSteps`);
+  step excluded as warm-up, validation not timed). Twice: **as the package's cpu scale runs it**
+  (its fast path on this CPU: bf16 autocast where its ``auto`` rule times bf16 faster,
+  channels_last where the scale turns it on) and **in fp32 channels-first**, like the eager side,
+  which isolates the loop's own overhead (data loading, augmentation in the training process,
+  logging);
+* **plain eager**: what a plain PyTorch user writes: forward + loss + backward + the package's
+  optimizer in fp32 channels-first, on one fixed batch taken from that dataset
+  (``common.gpu.measure_training_throughput``: no data loading at all); for a GAN, the package's
+  own update (its ``step_fn``: every network's forward, loss, backward and optimizer step) called
+  on that batch without the Trainer (:class:`PlainEagerSteps`);
 * **input pipeline**: the training dataset alone, batched by a DataLoader as the loop does, images/s.
 
 A GAN's images are its generator's input images per step (the Trainer counts the batch's
-``"image"``), the same count on all three sides; each such step runs more than one network pass
-per image (:attr:`LoopMeasurement.note` says how many).
+``"image"``), the same count on all sides; each such step runs more than one network pass per
+image (:attr:`LoopMeasurement.note` says how many).
 
-The targets (issue #16): loop >= 1.0x plain eager (aim 1.2x: the loop may only win by overlapping
-data loading, which one process on 2 cores cannot), input pipeline >= 3x the model's step rate.
-Networks train in fp32 channels-first in both, so the ratio is the loop's overhead alone (a
-package's bf16 choice changes both sides alike). Real data from ``--data-root`` when present,
-else synthetic faces at the same size.
+The three timed sides run ``rounds`` times, interleaved (round r starts at side r, so drift in the
+machine's speed falls on every side alike), and each ratio is the median of its per-round ratios:
+one window per side moved the eager rate by +-5 % between rounds here, as much as the effects
+measured. The targets (issue #16): loop >= 1.0x plain eager (aim 1.2x: beyond the overhead
+column's 1.0x only the fast path can buy it; one process on 2 cores cannot overlap data loading),
+input pipeline >= 3x the model's step rate. Real data from ``--data-root`` when present, else
+synthetic faces at the same size.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,10 +49,34 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from common.data.dataset import collate_skip_corrupt
 from common.gpu import measure_training_throughput
 
+#: The sides timed in every round, in the order of round 0.
+SIDES = ("loop", "loop_fp32", "eager")
+
+
+@dataclass(frozen=True)
+class PreparedLoop:
+    """One package network ready to be timed: its data built, each side a call returning images/s.
+
+    ``run_loop(fast_path, out_dir)`` trains the package's own loop in a fresh ``out_dir``: with the
+    cpu scale's fast path (``fast_path=True``) or in fp32 channels-first."""
+
+    package: str
+    network: str
+    data: str
+    input_size: tuple[int, int]
+    batch_size: int
+    run_loop: Callable[[bool, Path], float]
+    run_eager: Callable[[], float]
+    run_pipeline: Callable[[], float]
+    #: What the fast path turns on at the cpu scale, before this CPU's bf16 decision.
+    fast_path: str
+    note: str = ""
+
 
 @dataclass(frozen=True)
 class LoopMeasurement:
-    """One package network: its loop, the plain eager step and the input pipeline, images/s."""
+    """One package network: its loop (fast path and fp32), the plain eager step, per round, and the
+    input pipeline, images/s."""
 
     package: str
     network: str
@@ -51,19 +84,69 @@ class LoopMeasurement:
     input_size: tuple[int, int]
     batch_size: int
     steps: int
-    loop_images_per_second: float
-    eager_images_per_second: float
+    #: The fast path as it ran here (the bf16 decision on this CPU included).
+    fast_path: str
+    loop_images_per_second: tuple[float, ...]
+    loop_fp32_images_per_second: tuple[float, ...]
+    eager_images_per_second: tuple[float, ...]
     pipeline_images_per_second: float
     #: What an image means where it is not one forward + backward of one network (a GAN step).
     note: str = ""
 
     @property
+    def rounds(self) -> int:
+        return len(self.eager_images_per_second)
+
+    def _ratios(self, loop: tuple[float, ...]) -> list[float]:
+        return [a / b for a, b in zip(loop, self.eager_images_per_second, strict=True)]
+
+    @property
     def loop_vs_eager(self) -> float:
-        return self.loop_images_per_second / self.eager_images_per_second
+        """Median over rounds of fast-path loop / plain eager: the issue's target."""
+        return statistics.median(self._ratios(self.loop_images_per_second))
+
+    @property
+    def loop_fp32_vs_eager(self) -> float:
+        """Median over rounds of fp32 loop / plain eager: the loop's own overhead."""
+        return statistics.median(self._ratios(self.loop_fp32_images_per_second))
 
     @property
     def pipeline_vs_step(self) -> float:
-        return self.pipeline_images_per_second / self.eager_images_per_second
+        return self.pipeline_images_per_second / statistics.median(self.eager_images_per_second)
+
+    def ratio_range(self, side: str) -> tuple[float, float]:
+        """(min, max) over rounds of ``side`` ("loop" or "loop_fp32") / eager."""
+        ratios = self._ratios(getattr(self, f"{side}_images_per_second"))
+        return min(ratios), max(ratios)
+
+
+def measure_prepared(prepared: PreparedLoop, steps: int, rounds: int, work_dir: Path) -> LoopMeasurement:
+    """Time ``prepared``'s sides ``rounds`` times, interleaved (round r runs :data:`SIDES` rotated
+    by r), each loop run in a fresh folder; then its input pipeline once."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    rates: dict[str, list[float]] = {side: [] for side in SIDES}
+    for round_index in range(rounds):
+        start = round_index % len(SIDES)
+        for side in SIDES[start:] + SIDES[:start]:
+            if side == "eager":
+                rates[side].append(prepared.run_eager())
+            else:
+                rates[side].append(prepared.run_loop(side == "loop", work_dir / f"{side}-round{round_index}"))
+    fast_path = prepared.fast_path + _bf16_as_decided(work_dir / "loop-round0")
+    return LoopMeasurement(prepared.package, prepared.network, prepared.data, prepared.input_size,
+                           prepared.batch_size, steps, fast_path, tuple(rates["loop"]), tuple(rates["loop_fp32"]),
+                           tuple(rates["eager"]), prepared.run_pipeline(), prepared.note)
+
+
+def _bf16_as_decided(loop_dir: Path) -> str:
+    """``"; bf16 on (bf16 step 1.63x fp32 (> 1.10))"``: the bf16 decision a fast-path loop run wrote
+    (``common.train.decide_bf16``'s ``bf16.json``, its reason), or ``""`` where it wrote none."""
+    records = sorted(loop_dir.rglob("bf16.json"))
+    if not records:
+        return ""
+    record = json.loads(records[0].read_text(encoding="utf-8"))
+    return f"; bf16 {'on' if record['use_bf16'] else 'off'} ({record['reason']})"
 
 
 def pipeline_images_per_second(dataset: Dataset, batch_size: int, batches: int, num_workers: int = 0) -> float:
@@ -83,12 +166,14 @@ def pipeline_images_per_second(dataset: Dataset, batch_size: int, batches: int, 
     return images / (time.perf_counter() - start)
 
 
-def _eager(model: torch.nn.Module, batch: dict, loss_fn: Callable, optimizer_factory: Callable,
-           steps: int) -> float:
+def _eager(make_model: Callable[[], torch.nn.Module], batch: dict, loss_fn: Callable,
+           optimizer_factory: Callable, steps: int) -> Callable[[], float]:
+    """The plain eager side: a fresh ``make_model()`` trained ``steps`` steps on ``batch``, fp32
+    channels-first."""
     images, targets = batch["image"], batch["attributes"]
-    return measure_training_throughput(model, lambda _n: (images, targets), loss_fn, batch_size=len(images),
-                                       steps=steps, warmup_steps=1, device="cpu",
-                                       optimizer_factory=optimizer_factory).images_per_second
+    return lambda: measure_training_throughput(
+        make_model(), lambda _n: (images, targets), loss_fn, batch_size=len(images), steps=steps, warmup_steps=1,
+        device="cpu", optimizer_factory=optimizer_factory).images_per_second
 
 
 class PlainEagerSteps:
@@ -125,9 +210,10 @@ def _first_batch(dataset: Dataset, batch_size: int) -> dict:
     return collate_skip_corrupt([dataset[index] for index in range(batch_size)])
 
 
-def measure_celeba_ffhq_labels(data_root: str | None, steps: int, work_dir: Path,
-                               model_name: str = "reduced-x2") -> LoopMeasurement:
-    """celeba_ffhq_labels' CPU scale: ``train.train_classifier`` on the cached, RandAugmented images."""
+def prepare_celeba_ffhq_labels(data_root: str | None, steps: int, work_dir: Path,
+                               model_name: str = "reduced-x2") -> PreparedLoop:
+    """celeba_ffhq_labels' CPU scale: ``train.train_classifier`` on the cached, RandAugmented images;
+    fast path: the scale's bf16 "auto", channels_last where bf16 is on."""
     from celeba_ffhq_labels.config import MODELS, ExperimentConfig
     from celeba_ffhq_labels.data import cached_training_datasets, load_annotations, make_splits
     from celeba_ffhq_labels.losses import attribute_loss_weights, weighted_bce_with_logits
@@ -143,29 +229,37 @@ def measure_celeba_ffhq_labels(data_root: str | None, steps: int, work_dir: Path
                                                                    input_size=config.model.input_size))
     batch_size = config.optim.batch_size
     config = config.with_overrides(optim={"epochs": 1}, runtime={
-        "bf16": "off", "progress": False, "tensorboard": False, "image_cache_dir": str(work_dir / "cache")})
+        "progress": False, "tensorboard": False, "image_cache_dir": str(work_dir / "cache")})
+    fp32_config = config.with_overrides(runtime={"bf16": "off", "channels_last": False})
     annotations = load_annotations(config.data_root, config.data, seed=config.seed)
     splits = make_splits(annotations, config.data)
     if len(splits.train) < batch_size * steps:
         raise ValueError(f"{len(splits.train)} training images are fewer than {steps} steps of {batch_size}")
     splits = dataclasses.replace(splits, train=splits.train[:batch_size * steps], val=splits.val[:batch_size])
-    trained = train_classifier(config, annotations, splits, work_dir / "ffhq")
     datasets = cached_training_datasets(annotations, splits, config.model, config.data, work_dir / "cache",
                                         progress=False)
     weights = torch.as_tensor(attribute_loss_weights(annotations.attributes[splits.train]), dtype=torch.float32)
-    eager = _eager(build_classifier(config.model), _first_batch(datasets["train"], batch_size),
+
+    def run_loop(fast_path: bool, out_dir: Path) -> float:
+        run_config = config if fast_path else fp32_config
+        return train_classifier(run_config, annotations, splits, out_dir).result.samples_per_second
+
+    eager = _eager(lambda: build_classifier(config.model), _first_batch(datasets["train"], batch_size),
                    lambda logits, targets: weighted_bce_with_logits(logits, targets, weights),
                    lambda params: torch.optim.Adam(params, lr=config.optim.learning_rate), steps)
-    return LoopMeasurement("celeba_ffhq_labels", config.model.title, _data_name(data_root), config.model.input_size,
-                           batch_size, steps, trained.result.samples_per_second, eager,
-                           pipeline_images_per_second(datasets["train"], batch_size, steps))
+    return PreparedLoop("celeba_ffhq_labels", config.model.title, _data_name(data_root), config.model.input_size,
+                        batch_size, run_loop, eager,
+                        lambda: pipeline_images_per_second(datasets["train"], batch_size, steps),
+                        fast_path=f"bf16 {config.runtime.bf16}, channels_last where bf16 is on")
 
 
-def measure_celeba_resnet_densenet(data_root: str | None, steps: int, work_dir: Path,
-                                   backbone: str = "densenet121") -> LoopMeasurement:
-    """celeba_resnet_densenet's CPU scale: ``train.train_grid_point`` on the cached, flipped images."""
+def prepare_celeba_resnet_densenet(data_root: str | None, steps: int, work_dir: Path,
+                                   backbone: str = "densenet121") -> PreparedLoop:
+    """celeba_resnet_densenet's CPU scale: ``train.train_grid_point`` on the cached, flipped images;
+    fast path: the scale's bf16 "auto" (``pipeline.resolve_bf16``) and channels_last."""
     from celeba_resnet_densenet.config import ExperimentConfig
     from celeba_resnet_densenet.data import cached_split_datasets, load_sample, split_attributes
+    from celeba_resnet_densenet.pipeline import resolve_bf16
     from celeba_resnet_densenet.train import GridPoint, build_criterion, build_model, train_grid_point
 
     config = ExperimentConfig.cpu(backbones=(backbone,))
@@ -174,7 +268,9 @@ def measure_celeba_resnet_densenet(data_root: str | None, steps: int, work_dir: 
         config = dataclasses.replace(config, data=dataclasses.replace(
             config.data, sample_size=n_faces, synthetic_n=n_faces, synthetic_size=(109, 89)))
     config = dataclasses.replace(config, data_root=data_root, runtime=dataclasses.replace(
-        config.runtime, progress=False, tensorboard=False, channels_last=False))
+        config.runtime, progress=False, tensorboard=False))
+    fp32_config = dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, bf16="off",
+                                                                          channels_last=False))
     batch_size = config.optim.batch_size
     sample = load_sample(config.data, config.data_root)
     datasets = cached_split_datasets(sample, config.data, work_dir / "cache", progress=False)
@@ -184,24 +280,36 @@ def measure_celeba_resnet_densenet(data_root: str | None, steps: int, work_dir: 
                 "val": Subset(datasets["val"], range(min(batch_size, len(datasets["val"]))))}
     train_labels = split_attributes(sample, "train")
     point = GridPoint(config.grid.learning_rates[-1], config.grid.dropouts[0])
-    record = train_grid_point(config, backbone, point, datasets, train_labels, work_dir / backbone, epochs=1)
-    criterion = build_criterion(config, train_labels)
-    eager = _eager(build_model(config, backbone, point.dropout), _first_batch(datasets["train"], batch_size),
-                   criterion, lambda params: torch.optim.Adam(params, lr=point.learning_rate), steps)
-    return LoopMeasurement("celeba_resnet_densenet", backbone, _data_name(data_root), tuple(config.data.image_size),
-                           batch_size, steps, record["train_images_per_second"], eager,
-                           pipeline_images_per_second(datasets["train"], batch_size, steps))
+
+    def run_loop(fast_path: bool, out_dir: Path) -> float:
+        run_config = config if fast_path else fp32_config
+        out_dir.mkdir(parents=True)
+        use_bf16 = bool(resolve_bf16(run_config, backbone, out_dir)["use_bf16"])
+        record = train_grid_point(run_config, backbone, point, datasets, train_labels, out_dir / backbone,
+                                  epochs=1, bf16=use_bf16)
+        return record["train_images_per_second"]
+
+    eager = _eager(lambda: build_model(config, backbone, point.dropout), _first_batch(datasets["train"], batch_size),
+                   build_criterion(config, train_labels),
+                   lambda params: torch.optim.Adam(params, lr=point.learning_rate), steps)
+    return PreparedLoop("celeba_resnet_densenet", backbone, _data_name(data_root), tuple(config.data.image_size),
+                        batch_size, run_loop, eager,
+                        lambda: pipeline_images_per_second(datasets["train"], batch_size, steps),
+                        fast_path=f"bf16 {config.runtime.bf16}, channels_last "
+                                  f"{'on' if config.runtime.channels_last else 'off'}")
 
 
-def measure_ssp_ssg(data_root: str | None, steps: int, work_dir: Path, model_name: str = "avgpool") -> LoopMeasurement:
+def prepare_ssp_ssg(data_root: str | None, steps: int, work_dir: Path, model_name: str = "avgpool") -> PreparedLoop:
     """ssp_ssg's cpu scale: one attribute network (``avgpool``: Avg. Pooling; 1/4 width, 109x89) through
     ``train.train_attributes`` on the package's training set (``jobs.prepare_data``: images
     decoded, resized and flipped on every read; real data needs its pseudo masks, which select the
-    images). The cpu run trains two networks side by side on one thread each; here both sides run
-    at this process's thread count."""
-    from ssp_ssg.__main__ import DEFAULT_MASKS_ROOT
+    images); fast path: the scale's ``--bf16`` and ``--channels-last`` defaults
+    (``__main__.SCALE_BF16`` / ``SCALE_CHANNELS_LAST``, bf16 decided by ``jobs.bf16_decision``). The
+    cpu run trains two networks side by side on one thread each; here every side runs at this
+    process's thread count."""
+    from ssp_ssg.__main__ import DEFAULT_MASKS_ROOT, SCALE_BF16, SCALE_CHANNELS_LAST
     from ssp_ssg.config import ReproduceConfig
-    from ssp_ssg.jobs import ReproductionInputs, prepare_data
+    from ssp_ssg.jobs import Job, ReproductionInputs, bf16_decision, prepare_data
     from ssp_ssg.losses import attribute_loss
     from ssp_ssg.models import build_attribute_model
     from ssp_ssg.train import RunSettings, train_attributes
@@ -212,32 +320,46 @@ def measure_ssp_ssg(data_root: str | None, steps: int, work_dir: Path, model_nam
         config = dataclasses.replace(config, data=dataclasses.replace(
             config.data, synthetic_n=n_faces, synthetic_size=tuple(config.data.image_size)))
     batch_size, optim = config.optim.batch_size, config.optim
-    settings = RunSettings(device="cpu", seed=config.seed, log_every=config.log_every, checkpoint_every=0,
-                           tensorboard=False, progress=False, num_workers=config.num_workers)
-    data = prepare_data(ReproductionInputs(config, work_dir, settings,
-                                           data_root=None if data_root is None else Path(data_root),
-                                           masks_root=None if data_root is None else DEFAULT_MASKS_ROOT))
+    fp32_settings = RunSettings(device="cpu", seed=config.seed, log_every=config.log_every, checkpoint_every=0,
+                                tensorboard=False, progress=False, num_workers=config.num_workers)
+    fast_settings = dataclasses.replace(fp32_settings, bf16=SCALE_BF16[config.scale],
+                                        channels_last=SCALE_CHANNELS_LAST[config.scale])
+    inputs = ReproductionInputs(config, work_dir, fast_settings,
+                                data_root=None if data_root is None else Path(data_root),
+                                masks_root=None if data_root is None else DEFAULT_MASKS_ROOT)
+    data = prepare_data(inputs)
     if len(data.train_set) < batch_size * steps:
         raise ValueError(f"{len(data.train_set)} training images are fewer than {steps} steps of {batch_size}")
     train_set = Subset(data.train_set, range(batch_size * steps))
-    trained = train_attributes(build_attribute_model(model_name, config.architecture), train_set,
-                               work_dir / model_name, optim, steps, settings)
-    eager = _eager(build_attribute_model(model_name, config.architecture), _first_batch(train_set, batch_size),
+    job = Job(model_name, "attributes", model_name)
+
+    def run_loop(fast_path: bool, out_dir: Path) -> float:
+        use_bf16 = False
+        if fast_path:
+            out_dir.mkdir(parents=True)
+            use_bf16 = bool(bf16_decision(inputs, job, out_dir, torch.device("cpu"))["use_bf16"])
+        model = build_attribute_model(model_name, config.architecture)
+        return train_attributes(model, train_set, out_dir, optim, steps,
+                                fast_settings if fast_path else fp32_settings, use_bf16=use_bf16).samples_per_second
+
+    eager = _eager(lambda: build_attribute_model(model_name, config.architecture), _first_batch(train_set, batch_size),
                    attribute_loss, lambda params: torch.optim.Adagrad(params, lr=optim.learning_rate,
                                                                       weight_decay=optim.weight_decay), steps)
-    network = f"{model_name}, width x{config.architecture.width_multiplier:g}"
-    return LoopMeasurement("ssp_ssg", network, _data_name(data_root), tuple(config.data.image_size), batch_size,
-                           steps, trained.samples_per_second, eager,
-                           pipeline_images_per_second(train_set, batch_size, steps))
+    return PreparedLoop("ssp_ssg", f"{model_name}, width x{config.architecture.width_multiplier:g}",
+                        _data_name(data_root), tuple(config.data.image_size), batch_size, run_loop, eager,
+                        lambda: pipeline_images_per_second(train_set, batch_size, steps),
+                        fast_path=f"bf16 {fast_settings.bf16}, channels_last "
+                                  f"{'on' if fast_settings.channels_last else 'off'}")
 
 
-def measure_attribute_inversion(data_root: str | None, steps: int, work_dir: Path,
-                                attribute: str = "Male") -> LoopMeasurement:
-    """attribute_inversion's cpu scale: our GAN (U-Net G and auxiliary-classifier D, base width 16,
-    64x64) through ``train.train_inversion`` on the cached, flipped, minority-oversampled faces,
-    against its ``inversion_step`` (one D update, Eq. 7, then one G update, Eq. 6) on one fixed
-    batch in :class:`PlainEagerSteps`. Images are G's input faces per step. ``attribute``: Male, a
-    cpu-scale attribute whose classes both occur among a few held-out synthetic identities."""
+def prepare_attribute_inversion(data_root: str | None, steps: int, work_dir: Path,
+                                attribute: str = "Male") -> PreparedLoop:
+    """attribute_inversion's cpu scale: our GAN (U-Net G and auxiliary-classifier D at the scale's
+    widths and image size) through ``train.train_inversion`` on the cached, flipped,
+    minority-oversampled faces, against its ``inversion_step`` (one D update, Eq. 7, then one G
+    update, Eq. 6) on one fixed batch in :class:`PlainEagerSteps`. Images are G's input faces per
+    step. Fast path: the scale's bf16 and channels_last settings. ``attribute``: Male, a cpu-scale
+    attribute whose classes both occur among a few held-out synthetic identities."""
     from attribute_inversion.config import ReproduceConfig
     from attribute_inversion.data import attribute_training_set, make_split
     from attribute_inversion.train import adam, build_inversion_models, inversion_step, run_faces, train_inversion
@@ -250,21 +372,30 @@ def measure_attribute_inversion(data_root: str | None, steps: int, work_dir: Pat
         data = dataclasses.replace(data, synthetic_n=_synthetic_faces_for(batch_size * steps))
     config = dataclasses.replace(
         config, data=data, optim=dataclasses.replace(config.optim, max_steps=steps),
-        evaluation=dataclasses.replace(config.evaluation, sample_every=0), device="cpu", bf16="off",
-        channels_last=False, image_cache_dir=str(work_dir / "cache"))
+        evaluation=dataclasses.replace(config.evaluation, sample_every=0), device="cpu",
+        image_cache_dir=str(work_dir / "cache"))
+    fp32_config = dataclasses.replace(config, bf16="off", channels_last=False)
     annotations = open_celeba_source(data_root, synthetic_n=data.synthetic_n, synthetic_size=data.synthetic_size,
                                      seed=data.seed)
     split = make_split(annotations, data)
-    trained = train_inversion(annotations, split, attribute, config, work_dir / "ours")[1]
     dataset = attribute_training_set(run_faces(annotations, split, config), split, attribute, data)
-    models = build_inversion_models(config)
-    plain = PlainEagerSteps(models, {name: adam(model.parameters(), config.optim) for name, model in models.items()})
     batch = _first_batch(dataset, batch_size)
-    eager = _eager_steps(lambda: inversion_step(plain, batch, attribute, config.losses), batch_size, steps)
-    return LoopMeasurement(
+
+    def run_loop(fast_path: bool, out_dir: Path) -> float:
+        run_config = config if fast_path else fp32_config
+        return train_inversion(annotations, split, attribute, run_config, out_dir / "ours")[1].samples_per_second
+
+    def run_eager() -> float:
+        models = build_inversion_models(fp32_config)
+        plain = PlainEagerSteps(models, {name: adam(model.parameters(), config.optim)
+                                         for name, model in models.items()})
+        return _eager_steps(lambda: inversion_step(plain, batch, attribute, config.losses), batch_size, steps)
+
+    return PreparedLoop(
         "attribute_inversion", f"U-Net G + aux. classifier D, width {config.generator.base_channels}",
-        _data_name(data_root), (data.image_size, data.image_size), batch_size, steps, trained.samples_per_second,
-        eager, pipeline_images_per_second(dataset, batch_size, steps),
+        _data_name(data_root), (data.image_size, data.image_size), batch_size, run_loop, run_eager,
+        lambda: pipeline_images_per_second(dataset, batch_size, steps),
+        fast_path=f"bf16 {config.bf16}, channels_last {'on' if config.channels_last else 'off'}",
         note="images = G's input faces per step; a step is one D update (G(x), D on x and G(x)) and one G "
              "update (G(G(x)), D on G(x), G(G(x)) and x)")
 
@@ -278,12 +409,12 @@ def _data_name(data_root: str | None) -> str:
     return "synthetic faces" if data_root is None else f"CelebA ({data_root})"
 
 
-#: package -> measurement, for every package whose loop this bench runs.
-MEASUREMENTS: dict[str, Callable[[str | None, int, Path], LoopMeasurement]] = {
-    "celeba_ffhq_labels": measure_celeba_ffhq_labels,
-    "celeba_resnet_densenet": measure_celeba_resnet_densenet,
-    "ssp_ssg": measure_ssp_ssg,
-    "attribute_inversion": measure_attribute_inversion,
+#: package -> preparation, for every package whose loop this bench runs.
+MEASUREMENTS: dict[str, Callable[[str | None, int, Path], PreparedLoop]] = {
+    "celeba_ffhq_labels": prepare_celeba_ffhq_labels,
+    "celeba_resnet_densenet": prepare_celeba_resnet_densenet,
+    "ssp_ssg": prepare_ssp_ssg,
+    "attribute_inversion": prepare_attribute_inversion,
 }
 #: Packages whose loop is not measured, and why (shown in the table).
 NOT_MEASURED: dict[str, str] = {
@@ -291,39 +422,60 @@ NOT_MEASURED: dict[str, str] = {
 }
 
 
-def measure_loops(data_root: str | None, steps: int, packages: list[str] | None = None) -> list[LoopMeasurement]:
-    """Every package of :data:`MEASUREMENTS` (or ``packages``), each in a scratch folder."""
+def measure_loops(data_root: str | None, steps: int, packages: list[str] | None = None,
+                  rounds: int = 3) -> list[LoopMeasurement]:
+    """Every package of :data:`MEASUREMENTS` (or ``packages``), each in a scratch folder, ``rounds``
+    interleaved rounds each (:func:`measure_prepared`)."""
     measured = []
     for package in packages or list(MEASUREMENTS):
         with tempfile.TemporaryDirectory(prefix=f"loop-{package}-") as scratch:
-            result = MEASUREMENTS[package](data_root, steps, Path(scratch))
-        print(f"{package:24s} loop {result.loop_images_per_second:7.2f} img/s  eager "
-              f"{result.eager_images_per_second:7.2f}  ({result.loop_vs_eager:.2f}x)  input pipeline "
-              f"{result.pipeline_images_per_second:8.1f} ({result.pipeline_vs_step:.1f}x the step)", flush=True)
+            prepared = MEASUREMENTS[package](data_root, steps, Path(scratch))
+            result = measure_prepared(prepared, steps, rounds, Path(scratch))
+        print(f"{package:24s} loop {statistics.median(result.loop_images_per_second):7.2f} img/s "
+              f"({result.loop_vs_eager:.2f}x eager), fp32 loop "
+              f"{statistics.median(result.loop_fp32_images_per_second):7.2f} ({result.loop_fp32_vs_eager:.2f}x), "
+              f"eager {statistics.median(result.eager_images_per_second):7.2f}; input pipeline "
+              f"{result.pipeline_images_per_second:8.1f} ({result.pipeline_vs_step:.1f}x the step); "
+              f"{result.fast_path}", flush=True)
         measured.append(result)
     return measured
 
 
+def _ratio_cell(measurement: LoopMeasurement, side: str) -> str:
+    median = measurement.loop_vs_eager if side == "loop" else measurement.loop_fp32_vs_eager
+    if measurement.rounds == 1:
+        return f"{median:.2f}x"
+    low, high = measurement.ratio_range(side)
+    return f"{median:.2f}x ({low:.2f}-{high:.2f})"
+
+
 def loops_markdown(measured: list[LoopMeasurement]) -> str:
     """The loop table (Markdown) with the targets and the packages not measured."""
-    lines = ["| package | network | data | input | batch | steps | package loop img/s | plain eager img/s | "
-             "loop / eager | input pipeline img/s | pipeline / step |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| package | network | data | input | batch | steps x rounds | fast path here | package loop img/s | "
+             "fp32 loop img/s | plain eager img/s | loop / eager | fp32 loop / eager | input pipeline img/s | "
+             "pipeline / step |",
+             "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in measured:
         lines.append(f"| {m.package} | {m.network} | {m.data} | {m.input_size[0]}x{m.input_size[1]} | {m.batch_size} | "
-                     f"{m.steps} | {m.loop_images_per_second:.2f} | {m.eager_images_per_second:.2f} | "
-                     f"{m.loop_vs_eager:.2f}x | {m.pipeline_images_per_second:.1f} | {m.pipeline_vs_step:.1f}x |")
+                     f"{m.steps} x {m.rounds} | {m.fast_path} | {statistics.median(m.loop_images_per_second):.2f} | "
+                     f"{statistics.median(m.loop_fp32_images_per_second):.2f} | "
+                     f"{statistics.median(m.eager_images_per_second):.2f} | {_ratio_cell(m, 'loop')} | "
+                     f"{_ratio_cell(m, 'loop_fp32')} | {m.pipeline_images_per_second:.1f} | "
+                     f"{m.pipeline_vs_step:.1f}x |")
     for package, reason in NOT_MEASURED.items():
-        lines.append(f"| {package} | {reason} | | | | | | | | | |")
+        lines.append(f"| {package} | {reason} |" + " |" * 12)
     met = [m.package for m in measured if m.loop_vs_eager >= 1.0 and m.pipeline_vs_step >= 3.0]
     lines += ["", f"Targets (issue #16): loop / eager >= 1.0x and pipeline / step >= 3x; met by "
-                  f"{', '.join(met) if met else 'none'} of the {len(measured)} measured. Both sides fp32, "
-                  "channels-first, the package's optimiser; eager = one fixed batch, no data loading."]
+                  f"{', '.join(met) if met else 'none'} of the {len(measured)} measured. Package loop: the "
+                  "package's own training function as its cpu scale runs it (fast path: bf16 where its auto "
+                  "rule times it faster on this CPU, channels_last where the scale turns it on); fp32 loop: the "
+                  "same in fp32 channels-first, its overhead alone; plain eager: fp32 channels-first, the "
+                  "package's optimiser, one fixed batch, no data loading. Rates are medians over the rounds, "
+                  "ratios the median of the per-round ratios (min-max in brackets); the rounds are interleaved."]
     lines += [f"- {m.package}: {m.note}." for m in measured if m.note]
     return "\n".join(lines) + "\n"
 
 
 def as_records(measured: list[LoopMeasurement]) -> list[dict]:
-    return [{**dataclasses.asdict(m), "loop_vs_eager": m.loop_vs_eager, "pipeline_vs_step": m.pipeline_vs_step}
-            for m in measured]
-
+    return [{**dataclasses.asdict(m), "loop_vs_eager": m.loop_vs_eager, "loop_fp32_vs_eager": m.loop_fp32_vs_eager,
+             "pipeline_vs_step": m.pipeline_vs_step} for m in measured]

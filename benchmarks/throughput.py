@@ -152,10 +152,11 @@ def cpu_bf16_markdown(records: list[dict], *, cpu: str, batch_size: int, steps: 
 
 
 def measure_cpu(cases: dict, *, batch_size: int, steps: int, warmup_steps: int, out_dir: Path,
-                loop_packages: list[str] | None = None, loop_steps: int = 20, data_root: Path | None = None) -> Path:
+                loop_packages: list[str] | None = None, loop_steps: int = 20, loop_rounds: int = 3,
+                data_root: Path | None = None) -> Path:
     """Time fp32 vs bf16 on this CPU for ``cases`` and, for ``loop_packages``, each package's own
     training loop against a plain eager step and its input pipeline (:mod:`benchmarks.package_loops`,
-    on ``data_root`` when it holds CelebA, else synthetic faces); write ``throughput-cpu-<stamp>.md``
+    ``loop_rounds`` interleaved rounds, on ``data_root`` when it holds CelebA, else synthetic faces); write ``throughput-cpu-<stamp>.md``
     and ``.json`` under ``out_dir``; returns the Markdown path."""
     from benchmarks.package_loops import as_records, loops_markdown, measure_loops
 
@@ -163,7 +164,7 @@ def measure_cpu(cases: dict, *, batch_size: int, steps: int, warmup_steps: int, 
     print(f"CPU: {cpu}; native bf16: {cpu_has_native_bf16()}", flush=True)
     records = cpu_bf16_rows(cases, batch_size=batch_size, steps=steps, warmup_steps=warmup_steps)
     root = str(data_root) if data_root is not None and (data_root / "celeba").is_dir() else None
-    loops = measure_loops(root, loop_steps, loop_packages) if loop_packages else []
+    loops = measure_loops(root, loop_steps, loop_packages, loop_rounds) if loop_packages else []
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"throughput-cpu-{now.strftime('%Y%m%d-%H%M%S')}"
     markdown = stem.with_suffix(".md")
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: every package the bench knows; none when --only is given; "
                              "--loops with no name: none)")
     parser.add_argument("--loop-steps", type=int, default=None, help="steps per loop measurement (default 20; 2 with --quick)")
+    parser.add_argument("--loop-rounds", type=int, default=None,
+                        help="interleaved rounds of each loop measurement; ratios are medians over them "
+                             "(default 3; 1 with --quick)")
     parser.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
                         help="CelebA for the loop measurements (synthetic faces when it is absent)")
     parser.add_argument("--modes", nargs="*", default=["fp32", "bf16_cl", "bf16_cl_compile"], help="GPU modes")
@@ -225,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         measure_cpu(cases, batch_size=args.batch_size or (2 if args.quick else 8),
                     steps=args.steps or (2 if args.quick else 3), warmup_steps=1, out_dir=args.out,
                     loop_packages=loops, loop_steps=args.loop_steps or (2 if args.quick else 20),
+                    loop_rounds=args.loop_rounds or (1 if args.quick else 3),
                     data_root=args.data_root)
         return 0
     batch_size = args.batch_size or 128

@@ -385,7 +385,7 @@ def parsing_validation(dataset: Dataset, batch_size: int, device: torch.device,
     return Validation(evaluate, "val_mean_iou", "max", every)
 
 
-def _bf16_decision(inputs: ReproductionInputs, job: Job, out_dir: Path,
+def bf16_decision(inputs: ReproductionInputs, job: Job, out_dir: Path,
                    device: torch.device) -> dict:
     """``--bf16 off|on|auto`` for this network (``common.train.decide_bf16``: "auto" times a
     throwaway copy on this CPU once and keeps the decision in ``<job>/bf16.json``)."""
@@ -438,7 +438,7 @@ def run_job(inputs: ReproductionInputs, job: Job, train: bool = True) -> JobResu
     wall = images_per_second = None
     if train:
         model = build_model(inputs, job)
-        use_bf16 = bool(_bf16_decision(inputs, job, out_dir, device)["use_bf16"])
+        use_bf16 = bool(bf16_decision(inputs, job, out_dir, device)["use_bf16"])
         start = time.perf_counter()
         if job.kind == "segmentation":
             dataset = data.parser_train if job.dataset == "helen_all" else data.parsing_train

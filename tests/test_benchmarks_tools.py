@@ -68,9 +68,14 @@ def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path
     assert [record["package"] for record in records] == list(MEASUREMENTS)
     for record in records:
         assert record["data"] == "synthetic faces" and record["steps"] == 2
-        assert min(record["loop_images_per_second"], record["eager_images_per_second"],
-                   record["pipeline_images_per_second"]) > 0
-        assert record["loop_vs_eager"] == record["loop_images_per_second"] / record["eager_images_per_second"]
+        assert record["pipeline_images_per_second"] > 0
+        assert len(record["loop_images_per_second"]) == len(record["loop_fp32_images_per_second"]) == 1
+        assert min(record["loop_images_per_second"] + record["loop_fp32_images_per_second"]
+                   + record["eager_images_per_second"]) > 0
+        assert record["loop_vs_eager"] == record["loop_images_per_second"][0] / record["eager_images_per_second"][0]
+        assert record["loop_fp32_vs_eager"] == (record["loop_fp32_images_per_second"][0]
+                                                / record["eager_images_per_second"][0])
+        assert "bf16" in record["fast_path"] and "channels_last" in record["fast_path"]
         assert f"| {record['package']} |" in text
     assert all(reason in text for reason in NOT_MEASURED.values())
     gan = next(record for record in records if record["package"] == "attribute_inversion")
@@ -81,6 +86,47 @@ def test_package_loops_are_timed_against_plain_eager_on_synthetic_faces(tmp_path
     assert f"- attribute_inversion: {gan['note']}." in text
     ssp = next(record for record in records if record["package"] == "ssp_ssg")
     assert ssp["network"].startswith("avgpool") and ssp["input_size"] == [109, 89] and ssp["batch_size"] == 32
+    # The fast path is each package's own cpu-scale setting, and a bf16 "auto" says what it decided here.
+    assert gan["fast_path"] == "bf16 off, channels_last on; bf16 off (--bf16 off)"
+    ffhq = next(record for record in records if record["package"] == "celeba_ffhq_labels")
+    assert ffhq["fast_path"].startswith("bf16 auto, channels_last where bf16 is on; bf16 ")
+
+
+def test_loop_sides_are_interleaved_and_their_ratios_are_medians_over_rounds(tmp_path):
+    """Round r starts at side r; each loop run gets a fresh folder; ratios are the median of the
+    per-round ratios with their range; the fast path names the bf16 decision its first run wrote."""
+    import json
+
+    from benchmarks.package_loops import PreparedLoop, loops_markdown, measure_prepared
+
+    order, folders = [], []
+    rates = {"loop": iter([10.0, 30.0, 20.0]), "loop_fp32": iter([9.0, 9.5, 8.0]), "eager": iter([10.0, 10.0, 10.0])}
+
+    def run_loop(fast_path, out_dir):
+        side = "loop" if fast_path else "loop_fp32"
+        assert not out_dir.exists()
+        out_dir.mkdir(parents=True)
+        if fast_path and not folders:
+            (out_dir / "bf16.json").write_text(json.dumps({"use_bf16": True, "reason": "timed 1.5x"}))
+        order.append(side)
+        folders.append(out_dir)
+        return next(rates[side])
+
+    def run_eager():
+        order.append("eager")
+        return next(rates["eager"])
+
+    prepared = PreparedLoop("pkg", "net", "synthetic faces", (8, 8), 4, run_loop, run_eager, lambda: 100.0,
+                            fast_path="bf16 auto")
+    measured = measure_prepared(prepared, 5, 3, tmp_path)
+    assert order == ["loop", "loop_fp32", "eager", "loop_fp32", "eager", "loop", "eager", "loop", "loop_fp32"]
+    assert len(set(folders)) == 6
+    assert measured.rounds == 3 and measured.loop_vs_eager == 2.0 and measured.ratio_range("loop") == (1.0, 3.0)
+    assert measured.loop_fp32_vs_eager == pytest.approx(0.9) and measured.pipeline_vs_step == 10.0
+    assert measured.fast_path == "bf16 auto; bf16 on (timed 1.5x)"
+    assert "| 2.00x (1.00-3.00) | 0.90x (0.80-0.95) |" in loops_markdown([measured])
+    with pytest.raises(ValueError, match="rounds"):
+        measure_prepared(prepared, 5, 0, tmp_path)
 
 
 def test_bf16_validation_compares_against_the_seed_difference_on_the_same_images():
