@@ -386,7 +386,7 @@ def parsing_validation(dataset: Dataset, batch_size: int, device: torch.device,
 
 
 def bf16_decision(inputs: ReproductionInputs, job: Job, out_dir: Path,
-                   device: torch.device) -> dict:
+                  device: torch.device) -> dict:
     """``--bf16 off|on|auto`` for this network (``common.train.decide_bf16``: "auto" times a
     throwaway copy on this CPU once and keeps the decision in ``<job>/bf16.json``)."""
     image_size = tuple(inputs.config.data.image_size)
