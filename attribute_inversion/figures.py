@@ -89,8 +89,9 @@ CURVE_LOSSES: dict[str, tuple[str, ...]] = {
 def save_training_curves(checkpoint_dir: Path, attributes: Sequence[str], out_dir: Path) -> list[Path]:
     """``curves_<attribute>_<ours|cyclegan>.png`` and ``curves_judge.png`` in ``out_dir`` from each
     finished training run's ``log.csv`` under ``checkpoint_dir``: the losses of :data:`CURVE_LOSSES`
-    the log holds and the L1 change of the fixed sample faces, against the step."""
-    from common.curves import plot_training_log, read_training_log
+    (every step function logs all of its run's; a log without one is an error naming it) and the L1
+    change of the fixed sample faces, against the step."""
+    from common.curves import plot_training_log
 
     from .checkpoints import RUN_FOLDERS
 
@@ -102,8 +103,6 @@ def save_training_curves(checkpoint_dir: Path, attributes: Sequence[str], out_di
         log_csv = folder / "log.csv"
         if not log_csv.is_file():
             continue
-        logged = read_training_log(log_csv)
-        losses = [column for column in CURVE_LOSSES[kind] if column in logged]
         written.append(plot_training_log(log_csv, out_dir / f"curves_{name}.png", title=f"{name} ({folder.name} run)",
-                                         loss_columns=losses, x_axis="step"))
+                                         loss_columns=CURVE_LOSSES[kind], x_axis="step"))
     return written
