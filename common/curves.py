@@ -66,9 +66,9 @@ def plot_training_log(log_csv: str | os.PathLike, out_png: str | os.PathLike, ti
     """Training losses and every ``eval/*`` metric of ``log_csv``, one panel each, written to ``out_png``.
 
     ``loss_columns``: the logged training losses to draw (a GAN logs several, e.g. ``train/d_loss``
-    and ``train/g_loss``); ``None``: ``train/loss`` where the log has it. Each is drawn faint at every logged step with its per-epoch mean when
-    the log spans at least ``MIN_EPOCHS_FOR_EPOCH_MEANS`` epochs, else a running mean over
-    ``smoothing_window`` logged steps.
+    and ``train/g_loss``); ``None``: ``train/loss`` where the log has it. Each is drawn faint at every
+    logged step with its per-epoch mean when the log spans at least ``MIN_EPOCHS_FOR_EPOCH_MEANS``
+    epochs, else a running mean over ``smoothing_window`` logged steps.
     ``x_axis``: "epoch" (fractional) or "step". ``best_metric`` (a name after ``eval/``) with
     ``best_mode`` ("min" or "max") marks the evaluation a best-checkpoint rule kept. A named loss
     column the log lacks raises ``ValueError`` naming the file. Returns the PNG path."""
