@@ -1,6 +1,7 @@
 """Held-out real faces through `python -m celeba_ffhq_labels label` with the shipped labeller: 24 test
 images of the committed run (people never seen in training) as CelebA crops and as 256x256
-CelebA-HQ-style crops (geometry.to_hq_frame), labelled with --geometry auto; prints hamming losses."""
+CelebA-HQ-style crops (geometry.to_hq_frame), labelled with --geometry auto; prints hamming losses.
+Usage: python label_heldout.py RUN_DIR [OUT_DIR]."""
 import subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -9,8 +10,8 @@ from celeba_ffhq_labels.geometry import to_hq_frame
 from common.attributes import CELEBA_ATTRIBUTES
 import csv
 
-run = Path("results/celeba_ffhq_labels_cpu")
-out = Path(sys.argv[1])
+run = Path(sys.argv[1])                                  # the reproduce run's results folder
+out = Path(sys.argv[2]) if len(sys.argv) > 2 else run   # where the CSVs go
 images = Path("../shared/data/celeba/img_align_celeba_89x109")
 stored = np.load(run / "predictions.npz")
 names, labels = stored["test_images"][:24], stored["test_labels"][:24]
