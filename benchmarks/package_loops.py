@@ -19,6 +19,10 @@ For a package, one measurement runs, on the same model, batch size and input:
   on that batch without the Trainer (:class:`PlainEagerSteps`);
 * **input pipeline**: the training dataset alone, batched by a DataLoader as the loop does, images/s.
 
+mtfl_compare trains in a TensorFlow 1 graph outside ``common.train``: its loop is approach 2's
+all-layer fine-tuning of InceptionV3, timed by the package itself (``finetune``'s images/s), and its
+plain eager side torchvision's Inception3 in PyTorch (:func:`prepare_mtfl_compare`).
+
 A GAN's images are its generator's input images per step (the Trainer counts the batch's
 ``"image"``), the same count on all sides; each such step runs more than one network pass per
 image (:attr:`LoopMeasurement.note` says how many).
@@ -400,6 +404,102 @@ def prepare_attribute_inversion(data_root: str | None, steps: int, work_dir: Pat
              "update (G(G(x)), D on G(x), G(G(x)) and x)")
 
 
+class _InceptionWithFrozenStatistics(torch.nn.Module):
+    """torchvision's Inception3 whose batch norm keeps its running statistics in training mode (its
+    affine parameters still train), as mtfl_compare's cpu scale fine-tunes InceptionV3
+    (``batch_norm_training=False``)."""
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network = network
+
+    def train(self, mode: bool = True) -> "_InceptionWithFrozenStatistics":
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network(images)
+
+
+def prepare_mtfl_compare(data_root: str | None, steps: int, work_dir: Path, attribute: str = "smiling",
+                         crop: str = "original") -> PreparedLoop:
+    """mtfl_compare's cpu scale: approach 2's all-layer fine-tuning of InceptionV3 (Table 2, step 4; its
+    costliest loop) through ``train.InceptionV3Session.finetune``, a TensorFlow 1 graph (tf-slim,
+    oneDNN, fp32: the package has no bf16 path), on the cached MTFL crops (``data.load_cropped_faces``;
+    the loop indexes the uint8 array) at the scale's input, batch, RMSprop settings and frozen
+    batch-norm statistics; images/s as ``finetune`` logs them (the stage's first step excluded). The
+    loop runs once per side, so "package loop" and "fp32 loop" time the same call. Real MTFL when
+    ``data_root`` (or its ``mtfl/``) holds it, else synthetic faces in its layout. Plain eager:
+    torchvision's ``Inception3`` in PyTorch with the same input, batch, optimiser, dropout and frozen
+    batch-norm statistics, 2 classes, without the auxiliary head (torchvision's needs 299x299 input;
+    the loop trains one, so the eager side does less work per image)."""
+    import torchvision
+
+    from mtfl_compare.config import config_for_scale
+    from mtfl_compare.data import (attribute_labels, load_cropped_faces, open_mtfl, resolve_mtfl_root,
+                                   subsample_rows)
+    from mtfl_compare.reproduce import resolve_pretrained
+    from mtfl_compare.train import InceptionV3Session, batch_positions
+
+    config = config_for_scale("cpu")
+    finetune = config.finetune
+    batch_size, size = finetune.batch_size, finetune.input_size
+    mtfl_root = None
+    if data_root is not None:
+        with contextlib.suppress(FileNotFoundError):  # no MTFL beside CelebA: synthetic faces
+            mtfl_root = str(resolve_mtfl_root(data_root))
+    config.data = dataclasses.replace(config.data, data_root=mtfl_root,
+                                      synthetic_train=max(config.data.synthetic_train, batch_size * steps))
+    annotations, _ = open_mtfl(config.data, config.seed)
+    if len(annotations) < batch_size * steps:
+        raise ValueError(f"{len(annotations)} MTFL training faces are fewer than {steps} steps of {batch_size}")
+    faces = load_cropped_faces(annotations, subsample_rows(len(annotations), batch_size * steps, config.seed),
+                               crop, size, config.data)
+    labels = attribute_labels(annotations, attribute)[faces.rows]
+    session_config = dataclasses.replace(finetune, new_layers_steps=0, all_layers_steps=steps,
+                                         checkpoint_every=steps)
+    session = InceptionV3Session(size, resolve_pretrained(config), session_config, config.seed)
+    no_images, no_labels = faces.images[:0], labels[:0]
+
+    def run_loop(_fast_path: bool, out_dir: Path) -> float:
+        outcome = session.finetune(out_dir, faces.images, labels, no_images, no_labels, no_images, no_labels)
+        return outcome.images_per_second["all_layers"]
+
+    scaled = torch.as_tensor(faces.images[:batch_size]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    batch = {"image": scaled.contiguous(), "attributes": torch.as_tensor(labels[:batch_size])}
+
+    def make_model() -> torch.nn.Module:
+        network = torchvision.models.Inception3(num_classes=2, aux_logits=False, init_weights=False,
+                                                dropout=1.0 - finetune.dropout_keep_prob)
+        return _InceptionWithFrozenStatistics(network)
+
+    eager = _eager(make_model, batch, torch.nn.functional.cross_entropy,
+                   lambda params: torch.optim.RMSprop(params, lr=finetune.all_layers_learning_rate,
+                                                     alpha=finetune.rmsprop_decay, eps=finetune.rmsprop_epsilon,
+                                                     momentum=finetune.rmsprop_momentum,
+                                                     weight_decay=finetune.weight_decay), steps)
+
+    def run_pipeline() -> float:
+        """What the loop does for a batch before TensorFlow runs: its positions, then the crops and
+        labels indexed out of the cached arrays."""
+        start, images = time.perf_counter(), 0
+        for step in range(steps):
+            positions = batch_positions(len(labels), batch_size, step, config.seed)
+            batch_images, _batch_labels = faces.images[positions], labels[positions]
+            images += len(batch_images)
+        return images / (time.perf_counter() - start)
+
+    return PreparedLoop("mtfl_compare", f"InceptionV3 (TF 1 graph, tf-slim), {attribute}, {crop} crop",
+                        "synthetic faces" if mtfl_root is None else f"MTFL ({mtfl_root})", (size, size), batch_size,
+                        run_loop, eager, run_pipeline,
+                        fast_path="TensorFlow 1 graph (oneDNN, NHWC), fp32; no bf16 or channels_last switch",
+                        note="package loop and fp32 loop are one TensorFlow call; plain eager: torchvision "
+                             "Inception3 without the auxiliary head, which the loop trains")
+
+
 def _synthetic_faces_for(train_images: int) -> int:
     """Synthetic faces enough for ``train_images`` training images after a 70 / 10 / 20 split."""
     return int(train_images / 0.6) + 64
@@ -415,10 +515,7 @@ MEASUREMENTS: dict[str, Callable[[str | None, int, Path], PreparedLoop]] = {
     "celeba_resnet_densenet": prepare_celeba_resnet_densenet,
     "ssp_ssg": prepare_ssp_ssg,
     "attribute_inversion": prepare_attribute_inversion,
-}
-#: Packages whose loop is not measured, and why (shown in the table).
-NOT_MEASURED: dict[str, str] = {
-    "mtfl_compare": "n/a: TensorFlow / tf-slim loop, outside common.train",
+    "mtfl_compare": prepare_mtfl_compare,
 }
 
 
@@ -450,7 +547,7 @@ def _ratio_cell(measurement: LoopMeasurement, side: str) -> str:
 
 
 def loops_markdown(measured: list[LoopMeasurement]) -> str:
-    """The loop table (Markdown) with the targets and the packages not measured."""
+    """The loop table (Markdown) with the targets."""
     lines = ["| package | network | data | input | batch | steps x rounds | fast path here | package loop img/s | "
              "fp32 loop img/s | plain eager img/s | loop / eager | fp32 loop / eager | input pipeline img/s | "
              "pipeline / step |",
@@ -462,8 +559,6 @@ def loops_markdown(measured: list[LoopMeasurement]) -> str:
                      f"{statistics.median(m.eager_images_per_second):.2f} | {_ratio_cell(m, 'loop')} | "
                      f"{_ratio_cell(m, 'loop_fp32')} | {m.pipeline_images_per_second:.1f} | "
                      f"{m.pipeline_vs_step:.1f}x |")
-    for package, reason in NOT_MEASURED.items():
-        lines.append(f"| {package} | {reason} |" + " |" * 12)
     met = [m.package for m in measured if m.loop_vs_eager >= 1.0 and m.pipeline_vs_step >= 3.0]
     lines += ["", f"Targets (issue #16): loop / eager >= 1.0x and pipeline / step >= 3x; met by "
                   f"{', '.join(met) if met else 'none'} of the {len(measured)} measured. Package loop: the "

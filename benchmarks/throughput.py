@@ -156,7 +156,8 @@ def measure_cpu(cases: dict, *, batch_size: int, steps: int, warmup_steps: int, 
                 data_root: Path | None = None) -> Path:
     """Time fp32 vs bf16 on this CPU for ``cases`` and, for ``loop_packages``, each package's own
     training loop against a plain eager step and its input pipeline (:mod:`benchmarks.package_loops`,
-    ``loop_rounds`` interleaved rounds, on ``data_root`` when it holds CelebA, else synthetic faces);
+    ``loop_rounds`` interleaved rounds, on ``data_root`` when it holds CelebA (and MTFL for
+    mtfl_compare), else synthetic faces);
     write ``throughput-cpu-<stamp>.md`` and ``.json`` under ``out_dir``; returns the Markdown path."""
     from benchmarks.package_loops import as_records, loops_markdown, measure_loops
 

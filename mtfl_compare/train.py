@@ -261,6 +261,10 @@ class FineTuneOutcome:
     stages: dict[str, dict[str, list]]   # stage -> {"val_probabilities", "test_probabilities"}
     history: list[dict]
     wall_seconds: float
+    #: stage -> training images/s of this call's steps of that stage, the stage's first step
+    #: excluded (graph warm-up), as ``common.train.Trainer`` times its steps; only stages that ran
+    #: at least two steps here.
+    images_per_second: dict[str, float] = field(default_factory=dict)
 
 
 class InceptionV3Session:
@@ -385,7 +389,9 @@ class InceptionV3Session:
         0.01), steps 2-3 evaluate on validation and test, step 4 trains all layers for
         ``all_layers_steps`` (lr 0.001), steps 5-6 evaluate again. Weight decay 4e-5 applies to
         the layers being trained. Resumes from ``run_dir/checkpoints``; the step-1 evaluation is
-        kept in ``run_dir/stage_new_layers.json``.
+        kept in ``run_dir/stage_new_layers.json``. ``log.csv`` also gets ``samples_per_second``
+        (training images/s since its last row, each stage's first step, which builds its kernels,
+        not timed; the outcome's ``images_per_second`` per stage).
         """
         tf = import_tensorflow()
         run_dir = Path(run_dir)
@@ -424,22 +430,36 @@ class InceptionV3Session:
                                        for split in ("val", "test") if record[f"{split}_accuracy"] is not None})
 
         losses, accuracies = [], []
+        # per stage: [images, seconds] of the timed steps, all and since the last log row
+        timed = {name: [0, 0.0] for name in self.train_ops}
+        window = [0, 0.0]
+        stages_started: set[str] = set()
         while step < total_steps:
             if step == config.new_layers_steps:
                 evaluate_stage("new_layers")
             stage = "new_layers" if step < config.new_layers_steps else "all_layers"
+            step_start = time.perf_counter()
             positions = batch_positions(len(train_labels), config.batch_size, step, self.seed)
             _, loss, accuracy = session.run(
                 [self.train_ops[stage], self.cross_entropy, self.batch_accuracy],
                 {self.images: train_images[positions], self.labels: train_labels[positions]})
             step += 1
+            if stage in stages_started:  # a stage's first step builds its kernels: warm-up
+                seconds = time.perf_counter() - step_start
+                for counter in (timed[stage], window):
+                    counter[0] += len(positions)
+                    counter[1] += seconds
+            stages_started.add(stage)
             require_finite_loss(float(loss), step, run_dir)
             losses.append(loss)
             accuracies.append(accuracy)
             if step % log_every == 0 or step == total_steps or step == config.new_layers_steps:
-                log.write(step, {"train_loss": float(np.mean(losses)),
-                                 "train_accuracy": float(np.mean(accuracies))})
-                losses, accuracies = [], []
+                values = {"train_loss": float(np.mean(losses)),
+                          "train_accuracy": float(np.mean(accuracies))}
+                if window[1] > 0:
+                    values["samples_per_second"] = window[0] / window[1]
+                log.write(step, values)
+                losses, accuracies, window = [], [], [0, 0.0]
             if step % config.checkpoint_every == 0 or step == total_steps:
                 values = session.run(self.model_variables)
                 require_finite_weights(zip((v.op.name for v in self.model_variables), values), step, run_dir)
@@ -450,7 +470,9 @@ class InceptionV3Session:
         if config.all_layers_steps:
             evaluate_stage("all_layers")
         log.close()
-        return FineTuneOutcome(stages=stages, history=list(log.rows), wall_seconds=time.time() - started)
+        return FineTuneOutcome(stages=stages, history=list(log.rows), wall_seconds=time.time() - started,
+                               images_per_second={name: images / seconds
+                                                  for name, (images, seconds) in timed.items() if seconds > 0})
 
     def close(self) -> None:
         if self.session is not None:

@@ -77,3 +77,8 @@ def test_finetuning_steps_lower_the_evaluation_loss_on_a_fixed_batch(imagenet_we
     assert after_all_layers < np.log(2) - 0.15, (before, after_new_layers, after_all_layers)
     training_losses = [row["train_loss"] for row in outcome.history if "train_loss" in row]
     assert training_losses[-1] < training_losses[0], training_losses
+    # each stage's steps are timed without its first (warm-up) step, in the outcome and the log
+    assert set(outcome.images_per_second) == {"new_layers", "all_layers"}
+    assert min(outcome.images_per_second.values()) > 0
+    logged_rates = [row["samples_per_second"] for row in outcome.history if "samples_per_second" in row]
+    assert len(logged_rates) == 10 + 6 - 2 and min(logged_rates) > 0
