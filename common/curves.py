@@ -42,6 +42,24 @@ def read_training_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return columns
 
 
+def late_change(log: dict[str, np.ndarray], column: str,
+                fraction: float = 0.25) -> tuple[float, float, float, float] | None:
+    """How much ``column`` (a validation metric) moved over the last ``fraction`` of a run:
+    ``(earlier step, its value, last step, its value)``, the earlier one being the last logged value
+    at or before ``(1 - fraction)`` of the last logged step; ``None`` when the log holds fewer than
+    two values there. A plateau shows as a change within the metric's noise."""
+    if column not in log:
+        return None
+    logged = ~np.isnan(log[column])
+    steps, values = log["step"][logged], log[column][logged]
+    if len(steps) < 2:
+        return None
+    earlier = np.flatnonzero(steps <= (1.0 - fraction) * steps[-1])
+    if len(earlier) == 0:
+        return None
+    return float(steps[earlier[-1]]), float(values[earlier[-1]]), float(steps[-1]), float(values[-1])
+
+
 #: Panels side by side before the figure wraps to another row.
 MAX_PANELS_PER_ROW = 4
 #: A loss is smoothed by its per-epoch mean from this many epochs on, else by a running mean.

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from common.attributes import ATTRIBUTE_INDEX, PARTS7_LABELS
+from common.curves import late_change, read_training_log
 from common.gpu import select_device
 from common.seed import seed_everything
 from common.tables import na, write_run_record, write_tables
@@ -62,7 +63,8 @@ def describe_scale(config: ReproduceConfig, source: CelebAWithMasks) -> str:
             f"width x{arch.width_multiplier:g} ({channels[0]}..{channels[-1]} filters), "
             f"{optim.attribute_steps} iterations per attribute net, {optim.segmentation_steps} "
             f"for the parser, {optim.joint_steps} joint, {optim.balanced_finetune_steps} of "
-            f"weighted-BCE fine-tuning, batch {optim.batch_size}, AdaGrad lr {optim.learning_rate:g}, "
+            f"weighted-BCE fine-tuning, batch {optim.batch_size}, AdaGrad lr {optim.learning_rate:g}"
+            f"{' annealed to 0 (cosine)' if optim.lr_schedule == 'cosine' else ''}, "
             f"weight decay {optim.weight_decay:g}, validation "
             f"{f'every {config.eval_every} steps' if config.eval_every else 'at the end only'}.")
     if config.scale != "paper":
@@ -81,11 +83,36 @@ def _stack_images(dataset: Dataset, count: int):
 
 
 
-def _summary_row(result: JobResult) -> list:
+#: The validation metric whose change over the last quarter of training shows a plateau or its
+#: absence: mean IoU for the parsers, balanced accuracy for the weighted-BCE fine-tunings (their
+#: selection metric), AP (threshold-free) for the other attribute nets.
+LATE_CHANGE_NOTE = ("Validation, last quarter: the network's validation metric (%) at the last "
+                    "validation at or before 3/4 of its steps (that step given) and at its end, "
+                    "and the change; mean IoU for the parsers, balanced accuracy for the "
+                    "weighted-BCE fine-tunings, AP for the other attribute nets. A plateau shows "
+                    "as a change within the metric's noise.")
+
+
+def late_validation_change(log_csv: Path, kind: str, balanced: bool) -> list:
+    """``[step at 3/4, value there, value at the end, change]`` of the job's validation metric
+    (``LATE_CHANGE_NOTE``; ``common.curves.late_change``), or four cells saying why not."""
+    if not log_csv.is_file():
+        return [na("no training log")] * 4
+    column = ("eval/val_mean_iou" if kind in ("segmentation", "joint")
+              else "eval/val_balanced_accuracy" if balanced else "eval/val_average_precision")
+    change = late_change(read_training_log(log_csv), column)
+    if change is None:
+        return [na("fewer than two validation points")] * 4
+    step, earlier, _, last = change
+    return [int(step), earlier, last, last - earlier]
+
+
+def _summary_row(result: JobResult, log_csv: Path, job: Job) -> list:
     loss = (result.last_training_loss if result.last_training_loss is not None
             else na("no training step logged"))
     return [MODEL_LABELS.get(result.name, result.name), result.trainable_parameters,
-            result.steps, result.selected_step, result.batch_size, loss]
+            result.steps, result.selected_step, result.batch_size, loss,
+            *late_validation_change(log_csv, job.kind, job.balanced_from is not None)]
 
 
 def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
@@ -190,8 +217,9 @@ def write_results(inputs: ReproductionInputs, data: PreparedData, jobs: list[Job
     written.append(tables.table3(lfwa_scores, (scale_note,)))
     written.append(tables.table4(iou_alone, mean_alone, iou_joint, mean_joint, PARTS7_LABELS,
                                  (scale_note, parsing_note)))
-    written.append(tables.training_summary([_summary_row(results[job.name]) for job in jobs],
-                                           (scale_note,)))
+    written.append(tables.training_summary(
+        [_summary_row(results[job.name], inputs.checkpoint_dir(job.name) / "log.csv", job)
+         for job in jobs], (scale_note, LATE_CHANGE_NOTE)))
     comparisons = compare(paper_comparisons(), test_labels, probabilities, balanced, confusions,
                           config.bootstrap_resamples, seed=config.seed)
     written.append(claims_table(comparisons, (scale_note, data_note, parsing_note)))

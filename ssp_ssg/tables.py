@@ -161,9 +161,13 @@ def table4(iou_without: np.ndarray, mean_without: float, iou_with: np.ndarray,
 
 
 def training_summary(rows: Sequence[Sequence], notes: Sequence[str]) -> Table:
-    """Per trained network: parameters, iterations, the step validation selected, batch size
-    (not a paper table; timings, which differ between runs, go to ``timings.json``)."""
+    """Per trained network: parameters, iterations, the step validation selected, batch size,
+    the last training loss and how its validation metric moved over the last quarter of its
+    steps (a plateau or not; not a paper table; timings, which differ between runs, go to
+    ``timings.json``)."""
     return Table(name="training_summary", title="Training runs of this reproduction",
                  columns=["Network", "Trainable parameters", "Iterations",
-                          "Selected step (validation)", "Batch size", "Final training loss"],
+                          "Selected step (validation)", "Batch size", "Final training loss",
+                          "Validation step at 3/4", "Validation there", "Validation at the end",
+                          "Validation change, last quarter"],
                  rows=rows, notes=tuple(notes), float_format=".4f")

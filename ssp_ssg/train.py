@@ -66,9 +66,11 @@ class Validation:
 def _trainer(model: nn.Module, dataset: Dataset, out_dir: Path, optim: OptimConfig, steps: int,
              settings: RunSettings, loss_fn, validation: Validation | None,
              use_bf16: bool) -> Trainer:
-    return Trainer(model, adagrad(model, optim), dataset,
+    optimizer = adagrad(model, optim)
+    return Trainer(model, optimizer, dataset,
                    settings.train_config(out_dir, steps, validation, use_bf16),
                    batch_size=optim.batch_size, loss_fn=loss_fn,
+                   schedulers=lr_schedule(optimizer, optim, steps),
                    evaluate_fn=None if validation is None else validation.evaluate,
                    num_workers=settings.num_workers)
 
@@ -78,6 +80,16 @@ def adagrad(model: nn.Module, optim: OptimConfig) -> torch.optim.Adagrad:
     parameters = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.Adagrad(parameters, lr=optim.learning_rate,
                                weight_decay=optim.weight_decay)
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, optim: OptimConfig,
+                steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """``optim.lr_schedule``: none for the paper's constant lr (§5); for "cosine", the lr falls
+    from ``optim.learning_rate`` to 0 over the network's ``steps`` (stepped once per step by
+    ``common.train.Trainer``, saved in its checkpoints)."""
+    if optim.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
 
 
 def attribute_logits(model: nn.Module, batch: dict) -> torch.Tensor:

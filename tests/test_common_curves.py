@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.curves import main, plot_training_log, read_training_log
+from common.curves import late_change, main, plot_training_log, read_training_log
 
 LOG = """step,epoch,lr,train/loss,samples_per_second,eval/hamming_loss,eval/mean_auroc
 10,0,0.003,0.90,80.0,,
@@ -65,3 +65,16 @@ def test_plot_training_log_draws_each_named_loss_against_the_step(tmp_path):
     assert main([str(path), str(tmp_path / "cli.png"), "--losses", "train/d_loss,train/g_loss", "--x", "step"]) == 0
     with pytest.raises(SystemExit, match="no column"):
         main([str(path), str(tmp_path / "cli2.png"), "--losses", "train/loss2"])
+
+
+def test_late_change_compares_the_last_value_with_the_one_a_quarter_of_the_run_earlier(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(LOG)
+    log = read_training_log(path)
+    # last step 40: the earlier value is the last one logged at or before step 30
+    assert late_change(log, "eval/mean_auroc") == (20.0, 0.60, 40.0, 0.70)
+    assert late_change(log, "eval/mean_auroc", fraction=0.5) == (20.0, 0.60, 40.0, 0.70)
+    assert late_change(log, "eval/mean_auroc", fraction=0.1) == (20.0, 0.60, 40.0, 0.70)
+    assert late_change(log, "eval/missing") is None
+    path.write_text("step,eval/ap\n10,0.5\n")
+    assert late_change(read_training_log(path), "eval/ap") is None  # one value only

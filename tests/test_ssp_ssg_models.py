@@ -196,6 +196,48 @@ def test_scales_keep_the_paper_architecture_at_paper_scale():
     assert smoke.architecture.width_multiplier < 1 and smoke.optim.attribute_steps < 1_000
 
 
+def test_cosine_schedule_anneals_the_lr_to_zero_over_the_steps_and_constant_keeps_it():
+    from ssp_ssg.config import OptimConfig
+    from ssp_ssg.train import adagrad, lr_schedule
+
+    model = torch.nn.Linear(3, 2)
+    assert lr_schedule(adagrad(model, OptimConfig()), OptimConfig(), 10) is None  # §5: constant
+    optim = OptimConfig(learning_rate=0.005, lr_schedule="cosine")
+    optimizer = adagrad(model, optim)
+    scheduler = lr_schedule(optimizer, optim, 10)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.005) and rates[5] == pytest.approx(0.0025)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert ReproduceConfig.cpu().optim.lr_schedule == "cosine"
+    assert ReproduceConfig.paper().optim.lr_schedule == "constant"
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        OptimConfig(lr_schedule="linear")
+
+
+def test_training_summary_reports_the_validation_change_over_the_last_quarter(tmp_path):
+    from ssp_ssg.reproduce import late_validation_change
+
+    log = tmp_path / "log.csv"
+    log.write_text("step,train/loss,eval/val_error,eval/val_average_precision,"
+                   "eval/val_balanced_accuracy\n"
+                   "100,0.5,14.0,50.0,60.0\n200,0.4,13.5,54.0,61.0\n"
+                   "300,0.3,13.2,55.5,63.0\n400,0.3,13.1,56.0,64.5\n")
+    assert late_validation_change(log, "attributes", balanced=False) == [300, 55.5, 56.0, 0.5]
+    assert late_validation_change(log, "attributes", balanced=True) == [300, 63.0, 64.5, 1.5]
+    log.write_text("step,train/loss,eval/val_mean_iou\n800,2.0,70.0\n1600,1.9,76.25\n")
+    assert late_validation_change(log, "segmentation", balanced=False) == [800, 70.0, 76.25, 6.25]
+    log.write_text("step,train/loss,eval/val_mean_iou\n1600,1.9,76.25\n")
+    assert all("n/a: fewer than two" in cell
+               for cell in late_validation_change(log, "joint", balanced=False))
+    assert all("n/a: no training log" in cell
+               for cell in late_validation_change(tmp_path / "none.csv", "attributes", False))
+
+
 def test_config_overrides_from_the_command_line():
     from ssp_ssg.__main__ import apply_overrides
 
