@@ -284,20 +284,25 @@ def plot_label_density(labels_by_set: dict[str, np.ndarray], path: str | os.Path
 def plot_labelled_faces(image_paths: list[Path], soft_labels: np.ndarray, hard_labels: np.ndarray,
                         path: str | os.PathLike, title: str, per_face: int = 6, columns: int = 4) -> Path:
     """Fig. 4: labelled faces, each with the attributes its hard labels call present (the
-    ``per_face`` most probable, with their soft labels). Written as PNG."""
+    ``per_face`` most probable, with their soft labels) in a row of its own below the face, so a
+    list never runs into the next face. Written as PNG."""
     plt = _pyplot()
     from PIL import Image
 
     rows = max(1, -(-len(image_paths) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 4.5 * rows), dpi=100, squeeze=False)
+    text_height = 0.2 * (per_face + 1)  # inches: 7-pt lines and a margin
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(3.1 * columns, (3.9 + text_height) * rows), dpi=100,
+                                squeeze=False, gridspec_kw={"height_ratios": [3.9, text_height] * rows})
     for axis in axes.ravel():
         axis.axis("off")
-    for axis, image_path, soft, hard in zip(axes.ravel(), image_paths, soft_labels, hard_labels):
+    for position, (image_path, soft, hard) in enumerate(zip(image_paths, soft_labels, hard_labels)):
+        row, column = divmod(position, columns)
+        image_axis, text_axis = axes[2 * row, column], axes[2 * row + 1, column]
         with Image.open(image_path) as image:
-            axis.imshow(image.convert("RGB"))
+            image_axis.imshow(image.convert("RGB"))
+        image_axis.set_title(Path(image_path).name, fontsize=8)
         present = [index for index in np.argsort(-soft) if hard[index]][:per_face]
         text = "\n".join(f"{CELEBA_ATTRIBUTES[index].replace('_', ' ')} {soft[index]:.2f}" for index in present)
-        axis.set_title(Path(image_path).name, fontsize=8)
-        axis.text(0.0, -0.02, text or "(none present)", transform=axis.transAxes, va="top", fontsize=7)
+        text_axis.text(0.0, 1.0, text or "(none present)", transform=text_axis.transAxes, va="top", fontsize=7)
     figure.suptitle(title, fontsize=10)
     return _save_figure(figure, path)
