@@ -34,9 +34,9 @@ class Headline:
 
 HEADLINES = [
     Headline("ssp_ssg", "AP %, SSP + SSG, pre-cropped CelebA (Table 2)", "table2_average_precision",
-             ("Ours: SSP + SSG", "Pre-cropped: ours"), ("Ours: SSP + SSG", "Pre-cropped: paper"), "cpu_real_v3"),
+             ("Ours: SSP + SSG", "Pre-cropped: ours"), ("Ours: SSP + SSG", "Pre-cropped: paper"), "cpu_real_v4"),
     Headline("ssp_ssg", "parsing mean IoU %, joint training (Table 4)", "table4_parsing_iou",
-             ("Average", "w/ attributes: ours"), ("Average", "w/ attributes: paper"), "cpu_real_v3"),
+             ("Average", "w/ attributes: ours"), ("Average", "w/ attributes: paper"), "cpu_real_v4"),
     Headline("celeba_ffhq_labels", "mean AUROC, 40 attributes (Fig. 3)", "summary",
              ("Mean AUROC (40 attributes)", "Ours"), ("Mean AUROC (40 attributes)", "Paper")),
     Headline("celeba_resnet_densenet", "ResNet50 F-score (Testing)", "test_results",

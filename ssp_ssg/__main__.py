@@ -37,7 +37,7 @@ from ssp_ssg.config import ReproduceConfig
 
 DEFAULT_MASKS_ROOT = Path("results/.pseudo_masks/celeba")
 #: ``--bf16`` when not given: timed per network at the real-data scales, fp32 at smoke scale
-#: (measured: benchmarks/results/ssp_ssg/cpu_real_v3/bf16_channels_last.md).
+#: (measured: benchmarks/results/ssp_ssg/cpu_real_v4/bf16_channels_last.md).
 SCALE_BF16 = {"smoke": "off", "cpu": "auto", "paper": "auto"}
 #: ``--channels-last`` when not given: on at the real-data scales (1.17-1.30x channels-first in fp32,
 #: more with bf16, same table), off at smoke scale.

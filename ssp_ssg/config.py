@@ -156,7 +156,7 @@ class ReproduceConfig:
 
         Steps, sized by one timed train step per network (batch 32, one torch thread, AdaGrad, the
         2nd of 3 steps, alone on the 2-core AMD EPYC with AVX512_BF16; table in
-        ``benchmarks/results/ssp_ssg/cpu_real_v3/bf16_channels_last.md``): with ``--bf16 on
+        ``benchmarks/results/ssp_ssg/cpu_real_v4/bf16_channels_last.md``): with ``--bf16 on
         --channels-last`` Avg. Pooling 70 img/s, SSP 52, the parser 37 (fp32 channels-first: 45,
         29, 20). So, per step of 32 images: parser 0.85 s, joint net ~1.4 s (1.64x the parser, as
         measured in fp32), the six attribute nets together ~3.5 s, the three weighted-BCE
@@ -174,14 +174,16 @@ class ReproduceConfig:
         and the figures: within the protocol's 90. 1,200 steps of 32 images are 5.5 epochs of the
         ~6,950 training images, the parser's 1,600 are 7.4. With 800 attribute steps (run
         ``cpu_real_v2``, commit dd53e0b, 60 min wall) most attribute nets chose their last
-        checkpoint and their validation AP was still rising, hence 1,200 (run
-        ``benchmarks/results/ssp_ssg/cpu_real_v3``, 69 min wall); there the validation AP still
-        rose by 0.8-3.0 points over the last 200 steps (``fig_learning_curves.png``): no plateau
-        at this width within the protocol's 90 minutes at a constant lr, and continuing Avg.
-        Pooling to 2,400 steps still gained AP (``benchmarks/RESULTS.md``). Hence the cosine
-        schedule: the same steps end with the lr near 0, where the validation metric settles
-        (``training_summary.md`` gives each network's change over its last quarter). Without native
-        bf16 the same steps take about twice as long in fp32 (or halve them with ``--set``).
+        checkpoint and their validation AP was still rising, hence 1,200 (run ``cpu_real_v3``, in
+        the history up to commit 2615b29, 69 min wall); there the validation AP still rose by
+        0.8-3.0 points over the last 200 steps: no plateau at this width within the protocol's 90
+        minutes at a constant lr, and continuing Avg. Pooling to 2,400 steps still gained AP
+        (``benchmarks/RESULTS.md``). Hence the cosine schedule: the same steps end with the lr near
+        0, where the validation metric settles (run ``benchmarks/results/ssp_ssg/cpu_real_v4``, 91
+        min wall over three processes: +0.2 to +0.5 AP points over the last 200 steps, the parser
+        +0.1 mIoU over its last 400; ``training_summary.md`` gives each network's change over its
+        last quarter). Without native bf16 the same steps take about twice as long in fp32 (or
+        halve them with ``--set``).
         """
         return cls(
             scale="cpu",
