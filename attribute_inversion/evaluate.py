@@ -35,7 +35,7 @@ from common.metrics import balanced_accuracy
 from common.metrics.dfn import CELEBA_ALIGNED_LANDMARKS, CELEBA_ALIGNED_SIZE, FaceFeatureNorm
 from common.metrics.fid import InceptionFeatureExtractor, fid_from_features, frechet_distance_from_samples
 from common.metrics.kid import kid_from_features
-from common.tables import Table, na, write_run_record, write_tables
+from common.tables import Table, na, record_process_start, write_run_record, write_tables
 
 from . import tables
 from .calibration import (Comparison, PairedDistances, ReferenceDistances, compare, disjoint_real_sample, distances,
@@ -429,6 +429,7 @@ def reproduce(config: ReproduceConfig, out_dir: Path, data_root: Path | None = N
     configuration or data source (see ``train.experiment_fingerprint``)."""
     start = time.time()
     out_dir = Path(out_dir)
+    record_process_start(out_dir, start)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "train"
     run = open_run(config, data_root, checkpoint_dir)
     judge, _ = run.timed("train judge", train_judge, run.annotations, run.split, config, checkpoint_dir / "judge")

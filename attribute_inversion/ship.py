@@ -24,7 +24,7 @@ from PIL import Image
 
 from common.attributes import ATTRIBUTE_INDEX
 from common.export import CELEBA_MODEL_LICENCE
-from common.tables import Table, read_tables
+from common.tables import Table, read_tables, wall_time_text
 
 from .checkpoints import (config_from_experiment, data_root_of, export_generator, find_checkpoint_folder,
                           load_judge, read_experiment)
@@ -150,7 +150,7 @@ def write_model_card(results_folder: Path, tables: dict[str, Table], check: Ship
         f"- **Data**: {source}: a training pool of {facts['train_images']:,} faces; "
         f"the held-out faces (other identities: no person in both) give the {positives:,} + {negatives:,} test "
         f"faces with / without {attribute} below.",
-        f"- **Training**: `{run['command']}` ({run['start_time']}, {run['wall_seconds'] / 60:.0f} min wall for the "
+        f"- **Training**: `{run['command']}` ({run['start_time']}, {wall_time_text(run)} for the "
         f"whole run); scale `{config['scale']}`: {size}x{size}, U-Net base {generator['base_channels']} / max "
         f"{generator['max_channels']} channels, {optim['max_steps']:,} steps of {optim['batch_size']} (Adam lr "
         f"{optim['learning_rate']}, beta1 {optim['beta1']}, linear decay from "

@@ -26,7 +26,7 @@ from common.data.dataset import corrupt_samples_skipped
 from common.export import CELEBA_MODEL_LICENCE
 from common.gpu import select_device
 from common.metrics import auroc, hamming_loss
-from common.tables import na, write_run_record, write_tables
+from common.tables import na, record_process_start, wall_time_text, write_run_record, write_tables
 
 from celeba_ffhq_labels.config import DataConfig, ExperimentConfig
 from celeba_ffhq_labels.data import Splits, evaluation_dataset, load_annotations, make_splits
@@ -88,6 +88,7 @@ def reproduce(config: ExperimentConfig, out_dir: str | Path, argv: Sequence[str]
     """Run the pipeline of ``config`` into ``out_dir``; returns the facts written to run.json."""
     start = time.time()
     out_dir = Path(out_dir)
+    record_process_start(out_dir, start, fresh=restart)
     if restart and (out_dir / TRAIN_DIR).exists():
         shutil.rmtree(out_dir / TRAIN_DIR)
     annotations = load_annotations(config.data_root, config.data, seed=config.seed)
@@ -251,7 +252,7 @@ def write_model_card(path: Path, model_path: Path, run: dict, record: dict) -> P
         f"- **Data**: {sizes['train']:,} / {sizes['val']:,} / {sizes['test']:,} train / validation / test images "
         f"of {identities.get('train', '?')} / {identities.get('val', '?')} / {identities.get('test', '?')} people, "
         f"{data}, split by {split['rule']}: no person is in two sets.",
-        f"- **Training**: `{run['command']}` ({run['start_time']}, {run['wall_seconds'] / 60:.0f} min wall); "
+        f"- **Training**: `{run['command']}` ({run['start_time']}, {wall_time_text(run)}); "
         f"{facts['steps']:,} steps, input {height}x{width} (CelebA's aligned frame), from scratch; the checkpoint "
         "with the lowest validation hamming loss. See the package README for every reduction against the paper.",
         "- **Decision rule**: per-attribute thresholds searched on validation (§3.2), stored in the file.",

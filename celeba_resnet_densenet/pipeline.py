@@ -52,7 +52,7 @@ from common.export import CELEBA_MODEL_LICENCE
 from common.data.dataset import corrupt_samples_skipped
 from common.gpu import select_device
 from common.metrics import apply_thresholds
-from common.tables import write_run_record, write_tables
+from common.tables import record_process_start, write_run_record, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ def reproduce(config: ExperimentConfig, out_dir: str | os.PathLike, argv: Sequen
     Returns ``{backbone: headline test metrics}``."""
     start = time.time()
     out_dir = Path(out_dir)
+    record_process_start(out_dir, start)
     sample, datasets, runs = run_grids(config, out_dir)
     device = select_device(config.runtime.device)
     train_labels = split_attributes(sample, "train")

@@ -10,10 +10,13 @@ A cell the pipeline did not compute is the string ``"n/a: <reason>"`` (see :func
 mistaken for a computed one.
 
 ``write_run_record`` writes ``run.json``: the command line, the configuration, library versions,
-platform, start time and git commit, so every results folder says how it was made.
+platform, start time and git commit, so every results folder says how it was made. A run stopped
+(SIGTERM) and resumed from its ``last.pt`` spans several processes: each pipeline calls
+``record_process_start`` first, and ``run.json`` then also gives the wall time of all of them.
 """
 from __future__ import annotations
 
+import atexit
 import csv
 import dataclasses
 import datetime as _datetime
@@ -27,6 +30,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -38,6 +42,8 @@ __all__ = [
     "na",
     "percent",
     "read_tables",
+    "record_process_start",
+    "wall_time_text",
     "write_run_record",
     "write_tables",
 ]
@@ -46,6 +52,8 @@ __all__ = [
 NA_PREFIX = "n/a: "
 TABLES_JSON = "tables.json"
 RUN_JSON = "run.json"
+#: Beside ``run.json``: one entry per process that worked on the results folder (start, end).
+PROCESSES_JSON = "run_processes.json"
 DEFAULT_FLOAT_FORMAT = ".4f"
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -332,6 +340,96 @@ def _git_state(repo_dir: Path) -> dict[str, Any] | None:
 _GIT_AT_PROCESS_START = _git_state(Path(__file__).resolve().parent.parent)
 
 
+def _read_processes(path: Path) -> list[dict[str, Any]]:
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a process list written by common.tables ({error})") from error
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) and "start" in entry for entry in entries):
+        raise ValueError(f"{path}: not a process list written by common.tables")
+    return entries
+
+
+#: ``(ledger path, start)`` of the entries this process opened, so ``write_run_record`` knows its own.
+_OPEN_PROCESS_ENTRIES: list[tuple[Path, str]] = []
+
+
+def _close_process_entry(path: Path, start: str) -> None:
+    """atexit: write this process's end time into its entry (a folder removed meanwhile is left alone)."""
+    try:
+        entries = _read_processes(path)
+    except ValueError:
+        return
+    for entry in entries:
+        if entry["start"] == start and entry.get("pid") == os.getpid() and entry.get("end") is None:
+            entry["end"] = _datetime.datetime.now(_datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+            if path.parent.is_dir():
+                _atomic_write_text(path, json.dumps(entries, indent=1) + "\n")
+            return
+
+
+def record_process_start(out_dir: str | os.PathLike, start_time: float | None = None, fresh: bool = False) -> Path:
+    """Add this process to ``out_dir/run_processes.json`` (created with ``out_dir``) and write its end
+    time there when the interpreter exits (normally, by an exception, or after a SIGTERM that the
+    training loop turned into a checkpoint and a clean exit; a SIGKILL leaves the end empty).
+
+    ``write_run_record`` sums the entries into ``wall_seconds_all_processes``: the wall time of a
+    run that was stopped and resumed, which ``wall_seconds`` (this process only) understates.
+    ``fresh``: the run starts over (``--restart``), so earlier entries are dropped. Returns the
+    path of the list."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / PROCESSES_JSON
+    moment = _datetime.datetime.fromtimestamp(time.time() if start_time is None else float(start_time),
+                                              _datetime.timezone.utc).astimezone()
+    start = moment.isoformat(timespec="seconds")
+    entries = [] if fresh else _read_processes(path)
+    entries.append({"pid": os.getpid(), "start": start, "end": None})
+    _atomic_write_text(path, json.dumps(entries, indent=1) + "\n")
+    _OPEN_PROCESS_ENTRIES.append((path, start))
+    atexit.register(_close_process_entry, path, start)
+    return path
+
+
+def _processes_summary(out_dir: Path, now: _datetime.datetime) -> dict[str, Any] | None:
+    """``run.json``'s account of every process in ``run_processes.json`` (``None`` without one)."""
+    path = out_dir / PROCESSES_JSON
+    entries = _read_processes(path)
+    if not entries:
+        return None
+    own = {start for ledger, start in _OPEN_PROCESS_ENTRIES if ledger.resolve() == path.resolve()}
+    total, unfinished = 0.0, 0
+    for entry in entries:
+        start = _datetime.datetime.fromisoformat(entry["start"])
+        if entry.get("end") is not None:
+            total += (_datetime.datetime.fromisoformat(entry["end"]) - start).total_seconds()
+        elif entry["start"] in own and entry.get("pid") == os.getpid():
+            total += (now - start).total_seconds()
+        else:
+            unfinished += 1
+    return {"processes": len(entries), "processes_without_end": unfinished,
+            "wall_seconds_all_processes": round(total, 1)}
+
+
+def wall_time_text(run: Mapping[str, Any]) -> str:
+    """How long the run of a ``run.json`` took, for model cards: "91 min wall over 3 processes",
+    "13 min wall" (one process), or, for a folder without ``run_processes.json`` (written before it
+    existed), "13 min wall (the process that finished the run)"."""
+    processes = run.get("processes")
+    if processes is None:
+        return f"{run['wall_seconds'] / 60:.0f} min wall (the process that finished the run)"
+    minutes = processes["wall_seconds_all_processes"] / 60
+    if processes["processes"] == 1:
+        return f"{minutes:.0f} min wall"
+    text = f"{minutes:.0f} min wall over {processes['processes']} processes (stopped and resumed)"
+    if processes["processes_without_end"]:
+        text = (f"at least {text}; {processes['processes_without_end']} of them ended without recording "
+                "when (killed)")
+    return text
+
+
 def write_run_record(out_dir: str | os.PathLike, argv: Sequence[str] | None, config: Any,
                      start_time: _datetime.datetime | float | None = None,
                      extra: Mapping[str, Any] | None = None) -> Path:
@@ -347,6 +445,8 @@ def write_run_record(out_dir: str | os.PathLike, argv: Sequence[str] | None, con
 
     ``git`` is the checkout's commit and dirtiness when the process started (``common.tables`` was
     imported); ``git_when_written`` is added when the checkout changed while the run was going.
+    ``processes`` (when ``record_process_start`` was called for ``out_dir``) counts the processes
+    that worked on the folder and sums their wall time (``wall_time_text``).
 
     Returns:
         The path of ``run.json``.
@@ -378,6 +478,9 @@ def write_run_record(out_dir: str | os.PathLike, argv: Sequence[str] | None, con
     if extra:
         record["extra"] = _to_jsonable(dict(extra))
     out_dir = Path(out_dir)
+    processes = _processes_summary(out_dir, now)
+    if processes is not None:
+        record["processes"] = processes
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RUN_JSON
     _atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False) + "\n")

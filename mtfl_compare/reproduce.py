@@ -22,7 +22,7 @@ import numpy as np
 
 from common.checkpoint import configuration_fingerprint, require_same_configuration
 from common.data.mtfl import MTFLAnnotations
-from common.tables import write_run_record, write_tables
+from common.tables import record_process_start, write_run_record, write_tables
 from mtfl_compare.config import (ATTRIBUTES, ReproduceConfig, describe_reductions, nose_crop,
                                   transfer_crops)
 from mtfl_compare.data import (CroppedFaces, attribute_labels, crop_signature, load_cropped_faces,
@@ -365,6 +365,7 @@ class _Reproduction:
 def reproduce(config: ReproduceConfig, argv: Sequence[str] | None = None) -> Path:
     """Run the whole reproduction; returns the output folder."""
     started = time.time()
+    record_process_start(config.out_dir, started)
     tf = import_tensorflow()
     if config.device == "cpu":
         tf.config.set_visible_devices([], "GPU")

@@ -39,7 +39,7 @@ from common.export import CELEBA_MODEL_LICENCE, load_shipped_model, save_shipped
 from common.gpu import select_device
 from common.inference import (FRAMES, GEOMETRIES, collect_images, frame_for_geometry,
                               map_to_frame, run_inference, write_predictions_csv)
-from common.tables import Table, read_tables
+from common.tables import Table, read_tables, wall_time_text
 from common.train import load_trained_models
 from ssp_ssg.config import ArchitectureConfig
 from ssp_ssg.evaluate import attribute_scores
@@ -346,7 +346,7 @@ def write_model_card(run_dir: Path, tables: dict[str, Table], check: ShippedMode
         f"- **Data**: {facts['train_images']:,} / {facts['validation_images']:,} / {facts['test_images']:,} "
         f"train / validation / test CelebA images from `{facts['data_root']}`, split by identity (no person in two "
         f"sets); the parser learned from {facts['parsing']}.",
-        f"- **Training**: `{run['command']}` ({run['start_time']}, {run['wall_seconds'] / 60:.0f} min wall); "
+        f"- **Training**: `{run['command']}` ({run['start_time']}, {wall_time_text(run)}); "
         f"scale `{config['scale']}`: input {height}x{width}, width x{config['architecture']['width_multiplier']}, "
         f"{config['optim']['attribute_steps']:,} steps of {config['optim']['batch_size']} (AdaGrad lr "
         f"{config['optim']['learning_rate']}), the checkpoint with the best validation metric. The package README "

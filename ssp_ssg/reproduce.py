@@ -29,7 +29,7 @@ from common.attributes import ATTRIBUTE_INDEX, PARTS7_LABELS
 from common.curves import late_change, read_training_log
 from common.gpu import select_device
 from common.seed import seed_everything
-from common.tables import na, write_run_record, write_tables
+from common.tables import na, record_process_start, write_run_record, write_tables
 from ssp_ssg import figures, tables
 from ssp_ssg.claims import claims_table, compare, paper_comparisons
 from ssp_ssg.config import ReproduceConfig
@@ -121,6 +121,7 @@ def reproduce(inputs: ReproductionInputs, argv: list[str]) -> dict:
     Raises ``ValueError`` before any training when ``<out>/checkpoints`` was started with another
     configuration or data (``jobs.require_same_experiment``)."""
     start = time.time()
+    record_process_start(inputs.out_dir, start)
     seed_everything(inputs.config.seed)
     data = prepare_data(inputs)  # writes the synthetic faces once, before any worker starts
     logger.info("attributes: %d train / %d validation / %d test images; parsing: %s",

@@ -41,6 +41,21 @@ def test_same_seed_on_the_same_machine_gives_identical_tables(smoke_reproduction
     assert json.loads((first / "tables.json").read_text()) == json.loads((second / "tables.json").read_text())
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("package", LANDED_PACKAGES)
+def test_every_pipeline_records_its_processes(package, smoke_reproduction):
+    """Each package's reproduce registers itself in ``run_processes.json`` (``common.tables``), so the
+    wall time of a stopped and resumed run adds up; one uninterrupted process here."""
+    from common.tables import PROCESSES_JSON, wall_time_text
+
+    out_dir = smoke_reproduction(package)
+    record = json.loads((out_dir / "run.json").read_text())
+    entries = json.loads((out_dir / PROCESSES_JSON).read_text())
+    assert len(entries) == 1 and entries[0]["end"] is not None
+    assert record["processes"]["processes"] == 1 and record["processes"]["processes_without_end"] == 0
+    assert wall_time_text(record).endswith("min wall")
+
+
 @pytest.mark.parametrize("package", LANDED_PACKAGES)
 def test_expected_paper_numbers_are_printed_in_the_paper(package):
     """A paper number in the expected tables must appear in the paper's own text, so a typo in a

@@ -148,3 +148,60 @@ def test_run_record_names_the_commit_the_process_started_from(tmp_path, monkeypa
     monkeypatch.setattr(tables, "_git_state", lambda _repo: dict(started))
     record = json.loads(write_run_record(tmp_path / "same", ["x"], None).read_text())
     assert record["git"] == started and "git_when_written" not in record
+
+
+def _in_subprocess(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_run_record_sums_the_wall_time_of_a_stopped_and_resumed_run(tmp_path):
+    """A run stopped and resumed spans several processes: each one's start and end go to
+    ``run_processes.json`` (the end at exit; a killed process leaves it empty), and ``run.json``
+    sums them, so a model card can say how long the whole run took."""
+    from common.tables import PROCESSES_JSON, wall_time_text
+
+    folder = str(tmp_path / "run")
+    first = _in_subprocess("import time; from common.tables import record_process_start; "
+                           f"record_process_start({folder!r}, time.time() - 600)")
+    assert first.returncode == 0, first.stderr
+    killed = _in_subprocess("import os, signal, time; from common.tables import record_process_start; "
+                            f"record_process_start({folder!r}, time.time() - 300); "
+                            "os.kill(os.getpid(), signal.SIGKILL)")
+    assert killed.returncode == -9
+    last = _in_subprocess("import time; from common.tables import record_process_start, write_run_record; "
+                          f"record_process_start({folder!r}, time.time() - 60); "
+                          f"write_run_record({folder!r}, ['x'], None, start_time=time.time() - 60)")
+    assert last.returncode == 0, last.stderr
+    entries = json.loads((tmp_path / "run" / PROCESSES_JSON).read_text())
+    assert [entry["end"] is None for entry in entries] == [False, True, False]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["processes"]["processes"] == 3 and record["processes"]["processes_without_end"] == 1
+    assert 655 <= record["processes"]["wall_seconds_all_processes"] <= 720   # 600 + 60, the killed one unknown
+    assert 59 <= record["wall_seconds"] <= 120                                # the last process only
+    assert wall_time_text(record) == ("at least 11 min wall over 3 processes (stopped and resumed); 1 of them "
+                                      "ended without recording when (killed)")
+    record["processes"]["processes_without_end"] = 0
+    assert wall_time_text(record) == "11 min wall over 3 processes (stopped and resumed)"
+    record["processes"]["processes"] = 1
+    assert wall_time_text(record) == "11 min wall"
+    del record["processes"]
+    assert wall_time_text(record) == "1 min wall (the process that finished the run)"
+
+
+def test_a_restarted_run_forgets_earlier_processes_and_a_removed_folder_is_left_alone(tmp_path):
+    from common.tables import PROCESSES_JSON
+
+    folder = str(tmp_path / "run")
+    for fresh in (False, False, True):
+        completed = _in_subprocess("from common.tables import record_process_start; "
+                                   f"record_process_start({folder!r}, fresh={fresh})")
+        assert completed.returncode == 0, completed.stderr
+    assert len(json.loads((tmp_path / "run" / PROCESSES_JSON).read_text())) == 1
+    removed = _in_subprocess("import shutil; from common.tables import record_process_start; "
+                             f"record_process_start({folder!r}); shutil.rmtree({folder!r})")
+    assert removed.returncode == 0 and "Traceback" not in removed.stderr, removed.stderr
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / PROCESSES_JSON).write_text("{}")
+    with pytest.raises(ValueError, match=PROCESSES_JSON):
+        write_run_record(tmp_path / "bad", ["x"], None)
