@@ -338,6 +338,8 @@ def write_model_card(run_dir: Path, tables: dict[str, Table], check: ShippedMode
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     facts, config = run["extra"], run["config"]
     height, width = config["data"]["image_size"]
+    # Runs recorded before OptimConfig.lr_schedule existed kept the lr constant.
+    schedule = ", annealed to 0 by a cosine" if config["optim"].get("lr_schedule") == "cosine" else ", constant"
     lines = [
         f"# Model card: `{check.path.name}` (SSP attribute net of Kalayeh et al., CVPR 2017, with its face parser)", "",
         "- **Task**: CelebA's 40 attributes of a face image, with semantic segmentation-based pooling (§3.1.2); "
@@ -349,8 +351,8 @@ def write_model_card(run_dir: Path, tables: dict[str, Table], check: ShippedMode
         f"- **Training**: `{run['command']}` ({run['start_time']}, {wall_time_text(run)}); "
         f"scale `{config['scale']}`: input {height}x{width}, width x{config['architecture']['width_multiplier']}, "
         f"{config['optim']['attribute_steps']:,} steps of {config['optim']['batch_size']} (AdaGrad lr "
-        f"{config['optim']['learning_rate']}), the checkpoint with the best validation metric. The package README "
-        "lists every reduction against the paper.",
+        f"{config['optim']['learning_rate']}{schedule}), the checkpoint with the best validation metric. The "
+        "package README lists every reduction against the paper.",
         "- **Decision rule**: per-attribute thresholds chosen on the validation images, stored in the file "
         "(Table 2's error uses 0.5, as the paper).",
         "- **Input geometry**: faces in CelebA's aligned 178x218 frame (any size of that aspect); square "
