@@ -357,7 +357,8 @@ _OPEN_PROCESS_ENTRIES: list[tuple[Path, str]] = []
 
 
 def _close_process_entry(path: Path, start: str) -> None:
-    """atexit: write this process's end time into its entry (a folder removed meanwhile is left alone)."""
+    """atexit: write this process's end time into its entry (a list removed meanwhile, with its folder,
+    reads as empty and is left alone)."""
     try:
         entries = _read_processes(path)
     except ValueError:
@@ -365,8 +366,7 @@ def _close_process_entry(path: Path, start: str) -> None:
     for entry in entries:
         if entry["start"] == start and entry.get("pid") == os.getpid() and entry.get("end") is None:
             entry["end"] = _datetime.datetime.now(_datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
-            if path.parent.is_dir():
-                _atomic_write_text(path, json.dumps(entries, indent=1) + "\n")
+            _atomic_write_text(path, json.dumps(entries, indent=1) + "\n")
             return
 
 
